@@ -1,0 +1,63 @@
+"""System checks for ``settings.DEVCOMMANDS``, one stable id per problem.
+
+Ids are part of the public interface (users silence them with
+``SILENCED_SYSTEM_CHECKS``); never renumber one.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Sequence
+from typing import Any
+
+from django.core.checks import CheckMessage, Error, Warning, register
+
+from django_devcommands.conf import DEFAULTS, conf
+
+
+@register()
+def check_settings(app_configs: Sequence[Any] | None = None, **kwargs: Any) -> list[CheckMessage]:
+    raw = conf.raw
+    if not isinstance(raw, dict):
+        return [
+            Error(
+                f"DEVCOMMANDS must be a dict, not {type(raw).__name__}.",
+                id="devcommands.E001",
+            )
+        ]
+    errors: list[CheckMessage] = []
+    for key in raw:
+        if key not in DEFAULTS:
+            close = difflib.get_close_matches(str(key), DEFAULTS, n=1)
+            errors.append(
+                Warning(
+                    f"DEVCOMMANDS has an unknown key {key!r}.",
+                    hint=f"Did you mean {close[0]!r}?" if close else None,
+                    id="devcommands.W001",
+                )
+            )
+    errors.extend(_check_shell_interfaces(raw.get("SHELL_INTERFACES", DEFAULTS["SHELL_INTERFACES"])))
+    return errors
+
+
+def _check_shell_interfaces(value: Any) -> list[CheckMessage]:
+    from django_devcommands.shells import INTERFACES, canonical_name
+
+    if isinstance(value, str) or not isinstance(value, (list, tuple)) or not value:
+        return [
+            Error(
+                "DEVCOMMANDS['SHELL_INTERFACES'] must be a non-empty list of interface names.",
+                hint=f"Choose from {', '.join(INTERFACES)}.",
+                id="devcommands.E002",
+            )
+        ]
+    bad = [name for name in value if canonical_name(name) is None]
+    if bad:
+        return [
+            Error(
+                f"DEVCOMMANDS['SHELL_INTERFACES'] names unknown interfaces: {', '.join(map(repr, bad))}.",
+                hint=f"Choose from {', '.join(INTERFACES)} (or 'plain' for 'python').",
+                id="devcommands.E003",
+            )
+        ]
+    return []

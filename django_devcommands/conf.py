@@ -1,0 +1,38 @@
+"""One settings object over ``settings.DEVCOMMANDS``, read at call time.
+
+Every property reads Django's settings when it is accessed, never at import, so
+``override_settings(DEVCOMMANDS=...)`` in a test takes effect at once.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+
+#: Default for every key of ``settings.DEVCOMMANDS``; the docs' settings page lists these.
+DEFAULTS: dict[str, Any] = {
+    "SHELL_INTERFACES": ["bpython", "ipython", "ptpython", "python"],
+}
+
+
+class Settings:
+    """Typed, live view of ``settings.DEVCOMMANDS``."""
+
+    @property
+    def raw(self) -> Any:
+        """The user's ``DEVCOMMANDS`` as written (may be anything; checks validate it)."""
+        return getattr(settings, "DEVCOMMANDS", {})
+
+    def get(self, key: str) -> Any:
+        raw = self.raw
+        if isinstance(raw, dict) and key in raw:
+            return raw[key]
+        return DEFAULTS[key]
+
+    @property
+    def SHELL_INTERFACES(self) -> list[str]:  # noqa: N802 (mirrors the setting's name)
+        return list(self.get("SHELL_INTERFACES"))
+
+
+conf = Settings()
