@@ -27,6 +27,8 @@ def example_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
         "EXAMPLE_DB": str(tmp / "db.sqlite3"),
         "EXAMPLE_STATIC_ROOT": str(tmp / "static"),
         "DJANGO_SETTINGS_MODULE": "exampleproject.settings",
+        # This checkout first, whatever else is installed (worktrees, editable installs).
+        "PYTHONPATH": os.pathsep.join([str(ROOT), str(EXAMPLE)]),
         # A clean HOME: no ~/.pythonrc.py, REPL configs or histories of the developer's.
         "HOME": str(home),
         "PYTHONSTARTUP": "",
