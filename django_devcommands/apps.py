@@ -11,3 +11,10 @@ class DevCommandsConfig(AppConfig):
     def ready(self) -> None:
         # Imported for its side effect: registering the system checks.
         from django_devcommands import checks  # noqa: F401
+        from django_devcommands.conf import conf
+
+        if conf.BREAKPOINT:
+            # breakpoint() -> our debugger, only when DEBUG (or DEBUGGER_FORCE).
+            from django_devcommands.debugger import install_breakpoint_hook
+
+            install_breakpoint_hook()
