@@ -14,7 +14,8 @@ class DevCommandsConfig(AppConfig):
         from django_devcommands.conf import conf
 
         if conf.BREAKPOINT:
-            # breakpoint() -> our debugger, only when DEBUG (or DEBUGGER_FORCE).
-            from django_devcommands.debugger import install_breakpoint_hook
+            # breakpoint() and bpdb.set_trace() -> our debugger, only when DEBUG (or forced).
+            from django_devcommands.debugger import adopt_bpdb, install_breakpoint_hook
 
             install_breakpoint_hook()
+            adopt_bpdb()

@@ -201,7 +201,11 @@ class DevPdbMixin:
         changed = [n for n in before if n in namespace and namespace[n] is not before[n]]
         for name in changed:
             local_ns[name] = namespace[name]
-        kept = WRITES_BACK_ANY_FRAME or frame is self._stopped_frame
+        # Before 3.13 only the frame being traced takes changed locals back (as with
+        # pdb's own "!x = 1"); bpdb's BPdb (adopted) has no _stopped_frame: its top frame.
+        stack = getattr(self, "stack", None)
+        stopped = getattr(self, "_stopped_frame", None) or (stack[-1][0] if stack else None)
+        kept = WRITES_BACK_ANY_FRAME or frame is stopped
         if changed and not kept:
             self.message(
                 f"*** Not kept: {', '.join(changed)} (before Python 3.13 only the frame "
@@ -315,8 +319,8 @@ def _local_debugger(backend: Backend) -> Any:
     return DevPdb()
 
 
-def _chosen_local_debugger() -> tuple[Backend, Any]:
-    choice = choose_debugger()
+def _chosen_local_debugger(order: list[str] | None = None) -> tuple[Backend, Any]:
+    choice = choose_debugger(order)
     if choice.warning:
         _warn_once(choice.warning)
     return choice.backend, _local_debugger(choice.backend)
@@ -418,8 +422,15 @@ def set_trace(
     frame = frame if frame is not None else sys._getframe(1)
     if _refused():
         return
+    pytest_pdb = _pytest_pdb()
+    if pytest_pdb is not None:
+        # pytest captures stdin/stdout: its own hook suspends the capture first
+        # (``--pdbcls=django_devcommands.debugger:DevPdb`` gives B/I/P/S there).
+        debugger = pytest_pdb._init_pdb("set_trace", **({"header": header} if header else {}))
+        debugger.set_trace(frame)
+        return
     if has_terminal():
-        backend, debugger = _chosen_local_debugger()
+        backend, debugger = _chosen_local_debugger(kwargs.get("_order"))
         if header is not None and backend.name != "pudb":
             debugger.message(header)
         if backend.name == "pudb":
@@ -433,6 +444,15 @@ def set_trace(
     if header is not None:
         remote.message(header)
     remote.set_trace(frame)
+
+
+def _pytest_pdb() -> Any:
+    """pytest's debugging plugin when running under pytest with a terminal, else None."""
+    module = sys.modules.get("_pytest.debugging")
+    plugin = getattr(module, "pytestPDB", None)
+    if plugin is None or getattr(plugin, "_config", None) is None:
+        return None
+    return plugin if has_terminal(sys.__stdin__, sys.__stdout__) else None
 
 
 #: ``sys.breakpointhook`` / ``PYTHONBREAKPOINT=django_devcommands.debugger.set_trace``.
@@ -497,6 +517,39 @@ def install_breakpoint_hook() -> bool:
     if os.environ.get("PYTHONBREAKPOINT") or not debugging_allowed():
         return False
     sys.breakpointhook = set_trace
+    return True
+
+
+def adopt_bpdb() -> bool:
+    """Route bpython's own ``bpdb.set_trace()``/``post_mortem()``/``pm()`` through this module.
+
+    What it fixes for ``import bpdb; bpdb.set_trace()`` in a Django project: no
+    terminal (daemonized servers, workers on /dev/null) opens the remote debugger
+    instead of reading EOF and raising ``BdbQuit`` into the request; its ``B``
+    command no longer lets bpython ``os.execv()`` a fresh interpreter over the
+    server when stdin is not a terminal (it falls back to the plain console), and
+    changed locals are written back; the ``DEBUG`` gate applies. bpdb stays first
+    in the order. False when bpython is not installed or debugging is refused.
+    """
+    if not debugging_allowed():
+        return False
+    try:
+        import bpdb
+        from bpdb.debugger import BPdb
+    except ImportError:
+        return False
+    if getattr(bpdb, "_devcommands_adopted", False):
+        return True
+
+    def bpdb_set_trace() -> None:
+        set_trace(frame=sys._getframe(1), _order=["bpdb", *conf.DEBUGGERS])
+
+    bpdb.set_trace = bpdb_set_trace
+    bpdb.post_mortem = post_mortem
+    bpdb.pm = pm
+    for name in ("do_B", "do_Bpython", "_open_repl", "_repl_on_terminal"):
+        setattr(BPdb, name, getattr(DevPdbMixin, name))
+    bpdb._devcommands_adopted = True  # type: ignore[attr-defined]
     return True
 
 

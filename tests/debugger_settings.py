@@ -14,4 +14,5 @@ DEVCOMMANDS = {
     "DEBUGGER_REMOTE": os.environ.get("TARGET_REMOTE", "1") == "1",
     "DEBUGGER_REMOTE_TIMEOUT": float(os.environ.get("TARGET_REMOTE_TIMEOUT", "20")),
     "DEBUGGER_FORCE": os.environ.get("TARGET_FORCE", "0") == "1",
+    "BREAKPOINT": os.environ.get("TARGET_BREAKPOINT", "0") == "1",
 }

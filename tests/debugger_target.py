@@ -4,8 +4,9 @@
 
 Scenarios: ``main`` (set_trace in the main thread), ``thread`` (in a worker thread),
 ``breakpoint`` (the builtin, after ``install_breakpoint_hook``), ``post_mortem``,
-``bpdb`` (bpython's own ``bpdb.set_trace``), ``serve`` (a threaded wsgiref server
-for the example project plus ``tests.debugger_urls``; prints ``PORT n``).
+``bpdb`` (bpython's own ``bpdb.set_trace``), ``bpdb_class`` (its BPdb, adopted),
+``serve`` (a threaded wsgiref server for the example project plus
+``tests.debugger_urls``; prints ``PORT n``).
 Each prints ``x is <value>`` after the stop, so a test sees what the debugger changed.
 """
 
@@ -17,7 +18,7 @@ import threading
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tests.debugger_settings")
 
-import django  # noqa: E402
+import django
 
 django.setup()
 
@@ -43,6 +44,15 @@ def bpdb_here() -> None:
 
     x = 1
     bpdb.set_trace()
+    print(f"x is {x}", flush=True)
+
+
+def bpdb_class() -> None:
+    from bpdb.debugger import BPdb
+
+    print(f"adopted: {debugger.adopt_bpdb()}", flush=True)
+    x = 1
+    BPdb().set_trace()
     print(f"x is {x}", flush=True)
 
 
@@ -79,7 +89,7 @@ def serve() -> None:
         daemon_threads = True
 
     class Quiet(WSGIRequestHandler):
-        def log_message(self, format, *args):  # noqa: A002
+        def log_message(self, format, *args):
             sys.stderr.write(f"request {format % args}\n")
 
     httpd = make_server("127.0.0.1", 0, get_wsgi_application(), Server, Quiet)
@@ -95,6 +105,7 @@ SCENARIOS = {
     "post_mortem": post_mortem,
     "bpdb": bpdb_here,
     "bpdb_thread": lambda: in_thread(bpdb_here),
+    "bpdb_class": bpdb_class,
     "serve": serve,
 }
 
