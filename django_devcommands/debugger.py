@@ -30,7 +30,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import FrameType, TracebackType
-from typing import IO, Any
+from typing import IO, Any, TextIO, cast
 
 from django.core.exceptions import (
     BadRequest,
@@ -194,9 +194,9 @@ class DevPdbMixin:
             requested,
             namespace,
             terminal=terminal,
-            stderr=self.stdout,
-            stdin=None if terminal else self.stdin,
-            stdout=None if terminal else self.stdout,
+            stderr=cast(TextIO, self.stdout),
+            stdin=None if terminal else cast(TextIO, self.stdin),
+            stdout=None if terminal else cast(TextIO, self.stdout),
         )
         changed = [n for n in before if n in namespace and namespace[n] is not before[n]]
         for name in changed:
@@ -549,7 +549,7 @@ def adopt_bpdb() -> bool:
     bpdb.pm = pm
     for name in ("do_B", "do_Bpython", "_open_repl", "_repl_on_terminal"):
         setattr(BPdb, name, getattr(DevPdbMixin, name))
-    bpdb._devcommands_adopted = True  # type: ignore[attr-defined]
+    bpdb._devcommands_adopted = True
     return True
 
 

@@ -263,13 +263,13 @@ def _embed_python(
         with contextlib.suppress(SystemExit):
             console.interact(banner="", exitmsg="")
         return
-    out = stdout
+    out, source = stdout, stdin
 
     class StreamConsole(code.InteractiveConsole):
         def raw_input(self, prompt: str = "") -> str:
             out.write(prompt)
             out.flush()
-            line = stdin.readline()
+            line = source.readline()
             if not line:
                 raise EOFError
             return line.rstrip("\r\n")
