@@ -31,7 +31,7 @@ class Settings:
         return DEFAULTS[key]
 
     @property
-    def SHELL_INTERFACES(self) -> list[str]:  # noqa: N802 (mirrors the setting's name)
+    def SHELL_INTERFACES(self) -> list[str]:
         return list(self.get("SHELL_INTERFACES"))
 
 

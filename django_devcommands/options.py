@@ -193,15 +193,24 @@ class OptionSpec:
             names = [option.flag]
             if "_" in option.name:
                 names.append("--" + option.name)
-            text = f"{option.help} ({option.type.description}; default: {option.describe_default()})"
+            text = (
+                f"{option.help} ({option.type.description}; default: {option.describe_default()})"
+            )
             if option.is_boolean:
                 parser.add_argument(
-                    *names, dest=option.name, action="store_const", const="true", default=None,
+                    *names,
+                    dest=option.name,
+                    action="store_const",
+                    const="true",
+                    default=None,
                     help=text,
                 )
                 parser.add_argument(
                     "--no-" + option.name.replace("_", "-"),
-                    dest=option.name, action="store_const", const="false", default=None,
+                    dest=option.name,
+                    action="store_const",
+                    const="false",
+                    default=None,
                     help=argparse.SUPPRESS,
                 )
             else:
@@ -249,7 +258,9 @@ class OptionSpec:
                     normalize_key(word), [*self.options, *self.actions], n=1
                 )
                 hint = f" Did you mean {close[0]!r}?" if close else ""
-                expected = "key=value" + (f" or one of {', '.join(self.actions)}" if self.actions else "")
+                expected = "key=value" + (
+                    f" or one of {', '.join(self.actions)}" if self.actions else ""
+                )
                 raise CommandError(f"Unexpected argument {word!r}: expected {expected}.{hint}")
         for name in self.options:
             value = flags.get(name)

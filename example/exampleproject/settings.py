@@ -8,7 +8,9 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 
 SECRET_KEY = os.environ.get("EXAMPLE_SECRET_KEY", "example-only-not-secret")
 DEBUG = os.environ.get("EXAMPLE_DEBUG", "1").lower() in {"1", "true", "yes", "on"}
-ALLOWED_HOSTS = os.environ.get("EXAMPLE_ALLOWED_HOSTS", "127.0.0.1,localhost,[::1],testserver").split(",")
+ALLOWED_HOSTS = os.environ.get(
+    "EXAMPLE_ALLOWED_HOSTS", "127.0.0.1,localhost,[::1],testserver"
+).split(",")
 
 INSTALLED_APPS = [
     "django.contrib.admin",
