@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 import difflib
 import os
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -175,7 +175,7 @@ class OptionSpec:
             self.options[option.name] = option
         self.actions = tuple(actions)
 
-    def __iter__(self):  # type: ignore[no-untyped-def]
+    def __iter__(self) -> Iterator[Option]:
         return iter(self.options.values())
 
     # -- argparse ---------------------------------------------------------------------
@@ -263,14 +263,16 @@ class OptionSpec:
                 )
                 raise CommandError(f"Unexpected argument {word!r}: expected {expected}.{hint}")
         for name in self.options:
-            value = flags.get(name)
-            if value is None:
+            flag_value = flags.get(name)
+            if flag_value is None:
                 continue
-            if name in raw and self.parse_value(name, raw[name]) != self.parse_value(name, value):
+            if name in raw and self.parse_value(name, raw[name]) != self.parse_value(
+                name, flag_value
+            ):
                 raise CommandError(
-                    f"Option {name} given twice ({name}={raw[name]} and {self.options[name].flag} {value})."
+                    f"Option {name} given twice ({name}={raw[name]} and {self.options[name].flag} {flag_value})."
                 )
-            raw[name] = value
+            raw[name] = flag_value
         if len(actions) > 1:
             raise CommandError(f"Give one action at most, not {' and '.join(actions)}.")
         values = {}
