@@ -22,6 +22,9 @@ INSTALLED_APPS = [
     "django_devcommands",
     "pages",
 ]
+# Benchmarks compare against Django's own commands on the same project.
+if os.environ.get("EXAMPLE_WITHOUT_DEVCOMMANDS") == "1":
+    INSTALLED_APPS.remove("django_devcommands")
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
