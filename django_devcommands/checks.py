@@ -36,7 +36,9 @@ def check_settings(app_configs: Sequence[Any] | None = None, **kwargs: Any) -> l
                     id="devcommands.W001",
                 )
             )
-    errors.extend(_check_shell_interfaces(raw.get("SHELL_INTERFACES", DEFAULTS["SHELL_INTERFACES"])))
+    errors.extend(
+        _check_shell_interfaces(raw.get("SHELL_INTERFACES", DEFAULTS["SHELL_INTERFACES"]))
+    )
     errors.extend(_check_debugger(raw))
     return errors
 

@@ -40,7 +40,7 @@ class Settings:
         return DEFAULTS[key]
 
     @property
-    def SHELL_INTERFACES(self) -> list[str]:  # noqa: N802 (mirrors the setting's name)
+    def SHELL_INTERFACES(self) -> list[str]:
         return list(self.get("SHELL_INTERFACES"))
 
     # Debugger settings (django_devcommands.debugger; checks E4xx/W4xx).
