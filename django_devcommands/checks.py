@@ -126,8 +126,10 @@ def _check_debugger(raw: dict[str, Any]) -> list[CheckMessage]:
     host = value("DEBUGGER_REMOTE_HOST")
     if not isinstance(host, str) or not host:
         errors.append(
-            Error("DEVCOMMANDS['DEBUGGER_REMOTE_HOST'] must be a host name or IP address.",
-                  id="devcommands.E406")
+            Error(
+                "DEVCOMMANDS['DEBUGGER_REMOTE_HOST'] must be a host name or IP address.",
+                id="devcommands.E406",
+            )
         )
     elif not is_loopback(host):
         if value("DEBUGGER_REMOTE_ALLOW_NON_LOOPBACK") is True:
