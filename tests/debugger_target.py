@@ -33,6 +33,21 @@ def stop_here() -> int:
     return x
 
 
+def caller() -> None:
+    v = 1
+    stop_here()
+    print(f"v is {v}", flush=True)
+
+
+def two_threads() -> None:
+    workers = [threading.Thread(target=stop_here, name=f"worker-{n}") for n in (1, 2)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(120)
+    print(f"workers alive: {sum(w.is_alive() for w in workers)}", flush=True)
+
+
 def builtin_breakpoint() -> None:
     x = 1
     breakpoint()
@@ -101,6 +116,8 @@ def serve() -> None:
 SCENARIOS = {
     "main": stop_here,
     "thread": lambda: in_thread(stop_here),
+    "up": caller,
+    "two_threads": two_threads,
     "breakpoint": lambda: (debugger.install_breakpoint_hook(), builtin_breakpoint()),
     "post_mortem": post_mortem,
     "bpdb": bpdb_here,

@@ -194,6 +194,44 @@ def test_S_plain_console_changes_the_frame(pty):
 
 
 @pytest.mark.pty
+def test_changes_in_a_caller_frame(pty):
+    """``up`` then a REPL: written back on Python 3.13+, a one-line notice before."""
+    child = pty("up", TARGET_DEBUGGERS="pdb")
+    child.expect(PROMPT)
+    child.sendline("up")
+    child.expect(PROMPT)
+    child.sendline("S")
+    child.expect(">>> ")
+    child.sendline("v = 99")
+    child.expect(">>> ")
+    child.sendline("exit()")
+    if sys.version_info >= (3, 13):
+        child.expect(PROMPT)
+        child.sendline("c")
+        child.expect("v is 99")
+    else:
+        child.expect(r"\*\*\* Not kept: v \(before Python 3\.13")
+        child.expect(PROMPT)
+        child.sendline("c")
+        child.expect("v is 1")
+
+
+@pytest.mark.pty
+def test_two_threads_take_turns_at_the_terminal(pty):
+    child = pty("two_threads", TARGET_DEBUGGERS="pdb")
+    names = set()
+    for _ in range(2):
+        child.expect(PROMPT)
+        child.sendline("p threading.current_thread().name")
+        child.expect(r"'(worker-\d)'")
+        names.add(child.match.group(1))
+        child.expect(PROMPT)
+        child.sendline("c")
+    assert names == {"worker-1", "worker-2"}
+    child.expect("workers alive: 0")
+
+
+@pytest.mark.pty
 def test_B_opens_real_bpython_on_the_frame(pty):
     need("bpython")
     child = pty("main")
