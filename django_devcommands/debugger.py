@@ -102,9 +102,28 @@ def debugging_allowed() -> bool:
     from django.conf import settings
 
     try:
-        return bool(settings.DEBUG) or conf.DEBUGGER_FORCE
+        return bool(settings.DEBUG) or _debug_before_tests() or conf.DEBUGGER_FORCE
     except ImproperlyConfigured:
         return True
+
+
+def _debug_before_tests() -> bool:
+    """``DEBUG`` as the project set it, while Django's test environment forces it off.
+
+    ``setup_test_environment()`` (Django's runner, pytest-django) sets ``DEBUG = False``
+    and keeps the project's value; a breakpoint in a test follows the project's.
+    """
+    from django.conf import UserSettingsHolder, settings
+
+    test_utils = sys.modules.get("django.test.utils")
+    state = getattr(getattr(test_utils, "_TestState", None), "saved_data", None)
+    if state is None:
+        return False
+    # override_settings(DEBUG=...) inside a test is an explicit choice: it wins.
+    wrapped = getattr(settings, "_wrapped", None)
+    if isinstance(wrapped, UserSettingsHolder) and "DEBUG" in vars(wrapped):
+        return False
+    return bool(getattr(state, "debug", False))
 
 
 def has_terminal(stdin: Any = None, stdout: Any = None) -> bool:
@@ -447,12 +466,16 @@ def set_trace(
 
 
 def _pytest_pdb() -> Any:
-    """pytest's debugging plugin when running under pytest with a terminal, else None."""
+    """pytest's debugging plugin while pytest runs (it owns stdin/stdout then), else None.
+
+    Its debugger suspends output capture first, as ``pytest``'s own ``breakpoint()``
+    does; without a terminal it reads end-of-file and the test fails (never hangs).
+    """
     module = sys.modules.get("_pytest.debugging")
     plugin = getattr(module, "pytestPDB", None)
     if plugin is None or getattr(plugin, "_config", None) is None:
         return None
-    return plugin if has_terminal(sys.__stdin__, sys.__stdout__) else None
+    return plugin
 
 
 #: ``sys.breakpointhook`` / ``PYTHONBREAKPOINT=django_devcommands.debugger.set_trace``.

@@ -382,6 +382,43 @@ def test_local_post_mortem(pty):
 
 
 @pytest.mark.pty
+@pytest.mark.parametrize(
+    "stop",
+    ["from django_devcommands import debugger; debugger.set_trace()",
+     "import bpdb; bpdb.set_trace()"],
+    ids=["set_trace", "bpdb"],
+)
+def test_stop_inside_a_pytest_test(tmp_path, target_env, stop):
+    """Under pytest the hook hands over to pytest's debugger, which lifts output capture
+    (Django's test runner forces DEBUG off: the project's DEBUG is the one that counts)."""
+    if "bpdb" in stop:
+        need("bpython")
+    (tmp_path / "test_stop.py").write_text(
+        f"def test_stop():\n    x = 1\n    {stop}\n    assert x == 42\n"
+    )
+    child = pexpect.spawn(
+        sys.executable,
+        ["-m", "pytest", "-p", "no:cacheprovider", "-c", os.devnull, f"--rootdir={tmp_path}",
+         "--pdbcls=django_devcommands.debugger:DevPdb", str(tmp_path / "test_stop.py")],
+        env={**target_env, "TARGET_BREAKPOINT": "1"}, cwd=str(tmp_path), encoding="utf-8",
+        timeout=30, dimensions=(40, 160),
+    )
+    try:
+        child.expect("IO-capturing turned off")
+        child.expect(PROMPT)
+        child.sendline("S")
+        child.expect(">>> ")
+        child.sendline("x = 42")
+        child.expect(">>> ")
+        child.sendline("exit()")
+        child.expect(PROMPT)
+        child.sendline("c")
+        child.expect("1 passed")
+    finally:
+        child.terminate(force=True)
+
+
+@pytest.mark.pty
 @pytest.mark.slow
 def test_bpdb_in_runserver_threads(target_env):
     """bpython's own ``bpdb.set_trace()`` in a view under ``runserver`` (autoreload, threads)."""
@@ -609,6 +646,19 @@ def test_middleware_not_used_when_debug_false():
 @override_settings(DEBUG=False, DEVCOMMANDS={"DEBUGGER_FORCE": True})
 def test_middleware_forced():
     assert debugger.PostMortemMiddleware(lambda request: None).get_response is not None
+
+
+def test_debug_as_the_project_set_it_during_tests(settings):
+    """Django's test environment forces DEBUG off; a breakpoint in a test follows the project."""
+    from django.test.utils import _TestState
+
+    assert settings.DEBUG is False  # pytest-django's setup_test_environment()
+    assert _TestState.saved_data.debug is True  # the example project's DEBUG
+    assert debugger.debugging_allowed() is True
+    with override_settings(DEBUG=False):  # explicit in a test: wins
+        assert debugger.debugging_allowed() is False
+    with override_settings(DEVCOMMANDS={"DEBUGGER_REMOTE": False}):
+        assert debugger.debugging_allowed() is True
 
 
 @override_settings(DEBUG=False)
