@@ -29,6 +29,7 @@ from django_devcommands import debugger
 from django_devcommands.checks import check_settings
 
 from .conftest import EXAMPLE, ROOT
+from .repl import Session
 
 TARGET = Path(__file__).with_name("debugger_target.py")
 EXPECT_NO_REPLS = os.environ.get("DEVCOMMANDS_EXPECT_NO_REPLS") == "1"
@@ -234,18 +235,18 @@ def test_two_threads_take_turns_at_the_terminal(pty):
 @pytest.mark.pty
 def test_B_opens_real_bpython_on_the_frame(pty):
     need("bpython")
-    child = pty("main")
-    child.expect(BPROMPT)  # bpdb is first in the default order
-    child.sendline("B")
-    child.expect(">>> ")
-    child.sendline("x * 1000 + 7")
-    child.expect("1007")
-    child.sendline("x = 42")
+    term = Session(pty("main"))  # answers bpython's terminal queries
+    term.expect(BPROMPT)  # bpdb is first in the default order
+    term.sendline("B")
+    term.expect(">>> ")
+    term.sendline("x * 1000 + 7")
+    term.expect("1007")
+    term.sendline("x = 42")
     time.sleep(0.5)
-    child.sendeof()
-    child.expect(BPROMPT)
-    child.sendline("c")
-    child.expect("x is 42, y is 43")
+    term.send("\x04")
+    term.expect(BPROMPT)
+    term.sendline("c")
+    term.expect("x is 42, y is 43")
 
 
 @pytest.mark.pty
@@ -348,17 +349,17 @@ def test_breakpoint_in_a_worker_thread(pty):
 @pytest.mark.pty
 def test_B_in_a_worker_thread(pty):
     need("bpython")
-    child = pty("thread")
-    child.expect(BPROMPT)
-    child.sendline("B")
-    child.expect(">>> ")
-    child.sendline("x * 1000 + 7")
-    child.expect("1007")
+    term = Session(pty("thread"))
+    term.expect(BPROMPT)
+    term.sendline("B")
+    term.expect(">>> ")
+    term.sendline("x * 1000 + 7")
+    term.expect("1007")
     time.sleep(0.5)
-    child.sendeof()
-    child.expect(BPROMPT)
-    child.sendline("c")
-    child.expect("worker alive: False")
+    term.send("\x04")
+    term.expect(BPROMPT)
+    term.sendline("c")
+    term.expect("worker alive: False")
 
 
 @pytest.mark.pty
@@ -419,7 +420,6 @@ def test_stop_inside_a_pytest_test(tmp_path, target_env, stop):
 
 
 @pytest.mark.pty
-@pytest.mark.slow
 def test_bpdb_in_runserver_threads(target_env):
     """bpython's own ``bpdb.set_trace()`` in a view under ``runserver`` (autoreload, threads)."""
     need("bpython")
@@ -430,8 +430,9 @@ def test_bpdb_in_runserver_threads(target_env):
         sys.executable, [str(EXAMPLE / "manage.py"), "runserver", f"127.0.0.1:{port}"],
         env=target_env, cwd=str(ROOT), encoding="utf-8", timeout=30, dimensions=(40, 160),
     )
+    term = Session(child)
     try:
-        child.expect("Quit the server")
+        term.expect("Quit the server")
         results: dict[str, str] = {}
 
         def get(path: str) -> None:
@@ -440,17 +441,17 @@ def test_bpdb_in_runserver_threads(target_env):
 
         stopped = threading.Thread(target=get, args=("/bpdb/",))
         stopped.start()
-        child.expect(BPROMPT)
+        term.expect(BPROMPT)
         get("/ok/")  # another request is served while one sits in the debugger
         assert results["/ok/"] == "ok"
-        child.sendline("B")
-        child.expect(">>> ")
-        child.sendline("answer * 10 + 2")
-        child.expect("412")
+        term.sendline("B")
+        term.expect(">>> ")
+        term.sendline("answer * 10 + 2")
+        term.expect("412")
         time.sleep(0.5)
-        child.sendeof()
-        child.expect(BPROMPT)
-        child.sendline("c")
+        term.send("\x04")
+        term.expect(BPROMPT)
+        term.sendline("c")
         stopped.join(30)
         assert results["/bpdb/"] == "answer=41"
     finally:
