@@ -330,6 +330,15 @@ def test_ipdb_preferred(pty):
 
 
 @pytest.mark.pty
+def test_pudb_preferred_opens(pty, tmp_path):
+    """pudb's full screen opens on the frame (driving its dialogs is pudb's own business)."""
+    need("pudb")
+    term = Session(pty("main", TARGET_DEBUGGERS="pudb,pdb", HOME=str(tmp_path)))
+    term.expect("PuDB")
+    term.expect(r"def stop_here\(\)")  # its source view shows our frame
+
+
+@pytest.mark.pty
 def test_breakpoint_in_a_worker_thread(pty):
     child = pty("thread", TARGET_DEBUGGERS="pdb")
     child.expect(PROMPT)
