@@ -13,6 +13,9 @@ from django.conf import settings
 #: Default for every key of ``settings.DEVCOMMANDS``; the docs' settings page lists these.
 DEFAULTS: dict[str, Any] = {
     "SHELL_INTERFACES": ["bpython", "ipython", "ptpython", "python"],
+    # Project defaults for runcpserver options ({"workers": 4, "access_log": "-"}); the
+    # command line wins over these.
+    "RUNCPSERVER": {},
 }
 
 
@@ -31,8 +34,13 @@ class Settings:
         return DEFAULTS[key]
 
     @property
-    def SHELL_INTERFACES(self) -> list[str]:  # noqa: N802 (mirrors the setting's name)
+    def SHELL_INTERFACES(self) -> list[str]:
         return list(self.get("SHELL_INTERFACES"))
+
+    @property
+    def RUNCPSERVER(self) -> dict[str, Any]:
+        value = self.get("RUNCPSERVER")
+        return dict(value) if isinstance(value, dict) else {}
 
 
 conf = Settings()

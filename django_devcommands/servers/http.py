@@ -1,0 +1,423 @@
+"""The cheroot engine for :mod:`.supervisor`, and ``runcpserver``'s option spec.
+
+cheroot (CherryPy's WSGI server) runs inside each worker process on the
+listening socket the supervisor bound once: a pool of ``threads`` threads per
+worker, TLS through cheroot's builtin ``ssl`` adapter, and (optionally) static
+files through Django's ``StaticFilesHandler`` (DEBUG) or WhiteNoise
+(STATIC_ROOT), and an access log in the combined format.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TextIO
+from urllib.parse import urlparse
+
+from django_devcommands import options as o
+from django_devcommands.servers import supervisor
+from django_devcommands.servers.accesslog import AccessLog, open_access_log
+
+CHEROOT_MISSING = 'runcpserver needs cheroot: pip install "django-devcommands[cherrypy]"'
+WHITENOISE_MISSING = (
+    "static=true with DEBUG off serves STATIC_ROOT with WhiteNoise: "
+    'pip install "django-devcommands[cherrypy]"'
+)
+
+#: Options of every prefork server (runcpserver, runfcgi): processes, pidfile, privileges.
+PROCESS_OPTIONS: list[o.Option] = [
+    o.Option(
+        "workers", o.workers, 1, "Worker processes sharing the socket; 1 runs without a master."
+    ),
+    o.Option(
+        "timeout",
+        o.seconds,
+        30.0,
+        "A worker silent (frozen, or every thread stuck in a request) for this long is replaced.",
+    ),
+    o.Option(
+        "shutdown_timeout",
+        o.seconds,
+        30.0,
+        "On SIGTERM/SIGINT/reload, how long in-flight requests may take to finish.",
+    ),
+    o.Option(
+        "max_requests",
+        o.non_negative_int,
+        0,
+        "Recycle a worker after this many requests (0: never). Implies a master process.",
+    ),
+    o.Option(
+        "max_requests_jitter",
+        o.non_negative_int,
+        0,
+        "Add a random 0..N to max_requests per worker, so they do not all recycle at once.",
+    ),
+    o.Option("daemonize", o.boolean, False, "Detach from the terminal (double fork, setsid)."),
+    o.Option("pidfile", o.path, None, "Write the server's process id here (atomically)."),
+    o.Option("workdir", o.path, None, "Change to this directory after starting."),
+    o.Option(
+        "umask", o.octal, None, "File mode mask (022 when daemonized).", default_text="unchanged"
+    ),
+    o.Option("outlog", o.path, None, "Daemon standard output (default: discarded)."),
+    o.Option("errlog", o.path, None, "Daemon standard error (default: discarded)."),
+    o.Option(
+        "server_user", o.string, None, "Switch to this user after binding (when started as root)."
+    ),
+    o.Option(
+        "server_group", o.string, None, "Switch to this group after binding (when started as root)."
+    ),
+]
+
+SPEC = o.OptionSpec(
+    [
+        o.Option("host", o.string, "127.0.0.1", "Address to bind (IPv4 or IPv6)."),
+        o.Option("port", o.port, 8088, "TCP port (0: any free port, printed at start-up)."),
+        o.Option("socket", o.path, None, "Unix socket path to bind instead of host and port."),
+        o.Option("server_name", o.string, "localhost", "SERVER_NAME and the Server header."),
+        o.Option("threads", o.positive_int, 10, "Request threads per worker process."),
+        o.Option("backlog", o.positive_int, 2048, "Listen queue length of the socket."),
+        *PROCESS_OPTIONS,
+        o.Option(
+            "max_request_header_size",
+            o.non_negative_int,
+            65536,
+            "Largest request line plus headers in bytes, else 413 (0: no limit).",
+        ),
+        o.Option(
+            "max_request_body_size",
+            o.non_negative_int,
+            0,
+            "Largest request body in bytes, else 413 (0: no limit).",
+        ),
+        o.Option("ssl_certificate", o.path, None, "PEM certificate: serve HTTPS."),
+        o.Option("ssl_private_key", o.path, None, "PEM private key of ssl_certificate."),
+        o.Option("ssl_certificate_chain", o.path, None, "PEM intermediate certificates."),
+        o.Option(
+            "autoreload",
+            o.boolean,
+            None,
+            "Restart when Python code changes (Django's autoreloader).",
+            default_text="on when DEBUG, workers=1, not daemonized, no pidfile",
+        ),
+        o.Option(
+            "static",
+            o.boolean,
+            None,
+            "Serve STATIC_URL: from the finders when DEBUG, else from STATIC_ROOT (WhiteNoise).",
+            default_text="DEBUG",
+        ),
+        o.Option(
+            "access_log", o.path, None, "Access log in combined format; '-' is standard output."
+        ),
+    ],
+    actions=["stop", "status"],
+)
+
+
+def require_cheroot() -> None:
+    """Raise ``ImportError`` with the install hint when cheroot is missing."""
+    try:
+        import cheroot.wsgi  # noqa: F401
+    except ImportError:
+        raise ImportError(CHEROOT_MISSING) from None
+
+
+@dataclass
+class CherootEngine:
+    """cheroot in a worker; see :class:`.supervisor.Engine` for the protocol."""
+
+    host: str = "127.0.0.1"
+    port: int = 8088
+    unix_socket: str | None = None
+    backlog: int = 2048
+    threads: int = 10
+    server_name: str | None = "localhost"
+    max_request_header_size: int = 65536
+    max_request_body_size: int = 0
+    ssl_certificate: str | None = None
+    ssl_private_key: str | None = None
+    ssl_certificate_chain: str | None = None
+    static: bool = False
+    access_log: str | None = None
+    stdout: TextIO | None = None
+    #: Builds the WSGI application in the worker (default: Django's WSGI_APPLICATION).
+    app_factory: Callable[[], Callable[..., Any]] | None = None
+    name: str = "cheroot"
+
+    def __post_init__(self) -> None:
+        self._server: Any = None
+        self._stop_requested = threading.Event()
+
+    @property
+    def capacity(self) -> int:
+        return self.threads
+
+    @property
+    def scheme(self) -> str:
+        return "https" if self.ssl_certificate else "http"
+
+    # -- in the first process --
+
+    def bind(self) -> socket.socket:
+        return supervisor.listen_socket(self.host, self.port, self.unix_socket, self.backlog)
+
+    def check(self) -> None:
+        """Fail early (before binding) on what would make every worker fail."""
+        require_cheroot()
+        if bool(self.ssl_certificate) != bool(self.ssl_private_key):
+            raise ValueError("ssl_certificate and ssl_private_key go together: give both.")
+        for path in (self.ssl_certificate, self.ssl_private_key, self.ssl_certificate_chain):
+            if path and not os.path.isfile(path):
+                raise ValueError(f"TLS file {path} does not exist.")
+        if self.ssl_certificate:
+            self._ssl_adapter()  # a bad certificate or key: said now, not by every worker
+        if self.static:
+            from django.conf import settings
+
+            if not settings.DEBUG:
+                try:
+                    import whitenoise  # noqa: F401
+                except ImportError:
+                    raise ImportError(WHITENOISE_MISSING) from None
+                if not settings.STATIC_ROOT:
+                    raise ValueError(
+                        "static=true with DEBUG off needs STATIC_ROOT (and collectstatic)."
+                    )
+
+    # -- in a worker --
+
+    def application(self) -> Callable[..., Any]:
+        """The WSGI app with static files and the access log around it."""
+        if self.app_factory is not None:
+            app = self.app_factory()
+        else:
+            from django.core.servers.basehttp import get_internal_wsgi_application
+
+            app = get_internal_wsgi_application()
+        if self.static:
+            app = static_files(app)
+        if self.access_log:
+            app = AccessLog(app, open_access_log(self.access_log, self.stdout or _stdout()))
+        return app
+
+    def _ssl_adapter(self) -> Any:
+        from cheroot.ssl.builtin import BuiltinSSLAdapter
+
+        return BuiltinSSLAdapter(
+            self.ssl_certificate, self.ssl_private_key, self.ssl_certificate_chain
+        )
+
+    def serve(self, sock: socket.socket, worker: supervisor.Worker) -> None:
+        from cheroot import wsgi
+
+        class Server(wsgi.Server):
+            """cheroot on a socket bound before forking (shared by every worker)."""
+
+            def bind(self, family: int, type: int, proto: int = 0) -> socket.socket:
+                self.socket = sock
+                return sock
+
+            def bind_unix_socket(self, bind_addr: Any) -> socket.socket:
+                self.socket = sock
+                return sock
+
+        address = sock.getsockname()
+        server = Server(
+            address if isinstance(address, str) else address[:2],
+            worker.wrap_wsgi(self.application()),
+            numthreads=self.threads,
+            server_name=self.server_name,
+            request_queue_size=self.backlog,
+            shutdown_timeout=worker.shutdown_timeout,  # type: ignore[arg-type]  # float is fine
+        )
+        server.max_request_header_size = self.max_request_header_size
+        server.max_request_body_size = self.max_request_body_size
+        if self.ssl_certificate:
+            server.ssl_adapter = self._ssl_adapter()
+        server.prepare()
+        # Every worker wakes up for each new connection and one wins: the others
+        # must not wait in accept() (cheroot's 1 s timeout) with keep-alive
+        # connections ready to be read.
+        sock.settimeout(0)
+        self._server = server
+        if self._stop_requested.is_set():
+            server.stop()
+            return
+        worker.ready()
+        server.serve()
+
+    def stop(self, timeout: float) -> None:
+        """Stop accepting; serve what was accepted; then let cheroot stop.
+
+        cheroot's own ``stop()`` closes every connection in its selector, including
+        ones accepted a moment ago whose request has not been read yet: under load
+        those would fail. So first this worker leaves the shared socket to the
+        others, and waits (briefly) until each connection it holds has had a request.
+        """
+        self._stop_requested.set()
+        server = self._server
+        if server is None or not server.ready:
+            return
+        server.shutdown_timeout = timeout
+        manager = server._connections
+        with contextlib.suppress(KeyError, ValueError, OSError):
+            manager._selector.unregister(server.socket.fileno())
+        deadline = time.monotonic() + min(timeout, 5.0)
+        while time.monotonic() < deadline:
+            fresh = [
+                conn
+                for _, conn in list(manager._selector.connections)
+                if conn is not server and getattr(conn, "requests_seen", 1) == 0
+            ]
+            if not fresh:
+                break
+            time.sleep(0.02)
+        server.stop()
+
+
+def static_files(app: Callable[..., Any]) -> Callable[..., Any]:
+    """Static files in front of ``app``: the finders when DEBUG, STATIC_ROOT otherwise."""
+    from django.conf import settings
+
+    if settings.DEBUG:
+        from django.contrib.staticfiles.handlers import StaticFilesHandler
+
+        return StaticFilesHandler(app)
+    from whitenoise import WhiteNoise
+
+    return WhiteNoise(app, root=settings.STATIC_ROOT, prefix=urlparse(settings.STATIC_URL).path)
+
+
+def _stdout() -> TextIO:
+    import sys
+
+    return sys.stdout
+
+
+# -- the launcher runcpserver calls ---------------------------------------------------
+
+
+def _is_loopback(host: str) -> bool:
+    import ipaddress
+
+    if host.lower() in {"localhost", "ip6-localhost"}:
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def launch(resolved: o.Resolved, *, stdout: TextIO, stderr: TextIO) -> int:
+    """``runcpserver``: ``stop``/``status`` or serve; the exit status.
+
+    Raises ``process.ProcessError``, ``ImportError`` (missing extra), ``ValueError``
+    (inconsistent options) or ``OSError`` (cannot bind) with a message for the user.
+    """
+    from django.conf import settings
+
+    from django_devcommands.conf import conf
+    from django_devcommands.servers import process
+
+    values = dict(resolved.values)
+    for key, raw in conf.RUNCPSERVER.items():  # project defaults, under the command line
+        if key not in resolved.given and key in SPEC.options:
+            values[key] = SPEC.parse_value(key, raw)
+
+    if resolved.actions:
+        if not values["pidfile"]:
+            raise ValueError(f"runcpserver {resolved.actions[0]} needs pidfile=PATH.")
+        if resolved.actions[0] == "status":
+            stdout.write(process.status(values["pidfile"]) + "\n")
+            return 0
+        pid = process.stop(
+            values["pidfile"],
+            timeout=values["shutdown_timeout"] + 5,
+            log=lambda text: stdout.write(text + "\n"),
+        )
+        stdout.write(f"Stopped process {pid}.\n")
+        return 0
+
+    if values["socket"] and "host" in resolved.given | set(conf.RUNCPSERVER):
+        raise ValueError("Give socket= or host=/port=, not both.")
+    for name in ("pidfile", "outlog", "errlog", "access_log", "socket"):
+        if values[name] and values[name] != "-":
+            values[name] = os.path.abspath(values[name])
+    autoreload = values["autoreload"]
+    if autoreload is None:
+        autoreload = (
+            bool(settings.DEBUG)
+            and values["workers"] == 1
+            and not (values["daemonize"] or values["pidfile"] or values["max_requests"])
+        )
+    elif autoreload and (values["workers"] > 1 or values["daemonize"] or values["max_requests"]):
+        raise ValueError(
+            "autoreload works with one worker in the foreground: "
+            "drop workers/max_requests/daemonize, or set autoreload=false."
+        )
+    static = settings.DEBUG if values["static"] is None else values["static"]
+    if settings.DEBUG and not values["socket"] and not _is_loopback(values["host"]):
+        stderr.write(
+            f"Warning: DEBUG is on and the server binds {values['host']}, reachable from other "
+            "machines: DEBUG pages show settings and source code.\n"
+        )
+    engine = CherootEngine(
+        host=values["host"],
+        port=values["port"],
+        unix_socket=values["socket"],
+        backlog=values["backlog"],
+        threads=values["threads"],
+        server_name=values["server_name"],
+        max_request_header_size=values["max_request_header_size"],
+        max_request_body_size=values["max_request_body_size"],
+        ssl_certificate=values["ssl_certificate"],
+        ssl_private_key=values["ssl_private_key"],
+        ssl_certificate_chain=values["ssl_certificate_chain"],
+        static=bool(static),
+        access_log=values["access_log"],
+        stdout=stdout,
+    )
+    engine.check()
+    proc = supervisor.ProcessOptions(
+        **{
+            name: values[name]
+            for name in (
+                "workers",
+                "timeout",
+                "shutdown_timeout",
+                "max_requests",
+                "max_requests_jitter",
+                "daemonize",
+                "pidfile",
+                "workdir",
+                "umask",
+                "outlog",
+                "errlog",
+                "server_user",
+                "server_group",
+            )
+        }
+    )
+
+    def banner(sock: socket.socket) -> str:
+        mode = f"{proc.workers} workers" if proc.uses_master else "1 process"
+        return (
+            f"runcpserver: serving on {supervisor.describe_address(sock, engine.scheme)} "
+            f"(cheroot, {mode} x {engine.threads} threads; pid {os.getpid()})"
+        )
+
+    def serve() -> int:
+        return supervisor.run(engine, proc, stdout=stdout, stderr=stderr, banner=banner)
+
+    if autoreload:
+        from django.utils import autoreload as django_autoreload
+
+        django_autoreload.run_with_reloader(serve)
+        return 0
+    return serve()
