@@ -49,8 +49,12 @@ __all__ = [
 BANNER = re.compile(r"serving on (?P<url>\S+)")
 
 
-def wait_until(predicate: Callable[[], object], timeout: float = 20.0, interval: float = 0.05,
-               message: str = "condition") -> object:
+def wait_until(
+    predicate: Callable[[], object],
+    timeout: float = 20.0,
+    interval: float = 0.05,
+    message: str = "condition",
+) -> object:
     """Poll ``predicate`` until it returns something true; fail the test after ``timeout``."""
     deadline = time.monotonic() + timeout
     while True:
@@ -127,10 +131,8 @@ class ServerProcess:
         if self.proc.poll() is None:
             with contextlib.suppress(ProcessLookupError):
                 self.proc.send_signal(signal.SIGTERM)
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                pass
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.pid, signal.SIGKILL)  # our own session: leftover workers
         with contextlib.suppress(subprocess.TimeoutExpired):
@@ -138,13 +140,25 @@ class ServerProcess:
         return self.proc.returncode
 
 
-def start_server(args: list[str], env: dict[str, str], *, cwd: Path = EXAMPLE,
-                 timeout: float = 60.0, expect_banner: bool = True) -> ServerProcess:
+def start_server(
+    args: list[str],
+    env: dict[str, str],
+    *,
+    cwd: Path = EXAMPLE,
+    timeout: float = 60.0,
+    expect_banner: bool = True,
+) -> ServerProcess:
     """Start ``args``; wait for the "serving on URL" banner (or for the process to end)."""
     raise_fd_limit()
     proc = subprocess.Popen(
-        args, env=env, cwd=cwd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE, text=True, start_new_session=True,
+        args,
+        env=env,
+        cwd=cwd,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
     )
     server = ServerProcess(proc)
     found = threading.Event()
@@ -178,14 +192,19 @@ def runcpserver(example_env: dict[str, str]) -> Iterator[Callable[..., ServerPro
     """``runcpserver(*args, env=None)``: ``manage.py runcpserver port=0 autoreload=false ARGS``."""
     started: list[ServerProcess] = []
 
-    def start(*args: str, env: dict[str, str] | None = None, expect_banner: bool = True,
-              port: str = "port=0") -> ServerProcess:
+    def start(
+        *args: str,
+        env: dict[str, str] | None = None,
+        expect_banner: bool = True,
+        port: str = "port=0",
+    ) -> ServerProcess:
         words = [port] if port and not any(a.startswith(("port=", "socket=")) for a in args) else []
         if not any(a.startswith("autoreload=") for a in args):
             words.append("autoreload=false")
         server = start_server(
             [sys.executable, str(MANAGE), "runcpserver", *words, *args],
-            env or example_env, expect_banner=expect_banner,
+            env or example_env,
+            expect_banner=expect_banner,
         )
         started.append(server)
         return server
@@ -198,8 +217,13 @@ def runcpserver(example_env: dict[str, str]) -> Iterator[Callable[..., ServerPro
 # -- HTTP -------------------------------------------------------------------------------
 
 
-def get(url: str, *, timeout: float = 20.0, headers: dict[str, str] | None = None,
-        context: ssl.SSLContext | None = None) -> tuple[int, dict[str, str], bytes]:
+def get(
+    url: str,
+    *,
+    timeout: float = 20.0,
+    headers: dict[str, str] | None = None,
+    context: ssl.SSLContext | None = None,
+) -> tuple[int, dict[str, str], bytes]:
     """One GET on a fresh connection: (status, headers, body)."""
     import http.client
 
@@ -262,14 +286,24 @@ async def _read_response(reader: asyncio.StreamReader) -> tuple[int, bool]:
     return status, close
 
 
-async def _client(url: str, result: LoadResult, *, requests: int | None, stop: threading.Event,
-                  keepalive: bool, timeout: float, context: ssl.SSLContext | None,
-                  unix: str | None) -> None:
+async def _client(
+    url: str,
+    result: LoadResult,
+    *,
+    requests: int | None,
+    stop: threading.Event,
+    keepalive: bool,
+    timeout: float,
+    context: ssl.SSLContext | None,
+    unix: str | None,
+) -> None:
     parts = urlsplit(url)
     host, port = parts.hostname or "127.0.0.1", parts.port or 80
     path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-    request = (f"GET {path} HTTP/1.1\r\nHost: {parts.netloc or 'localhost'}\r\n"
-               f"Connection: {'keep-alive' if keepalive else 'close'}\r\n\r\n").encode()
+    request = (
+        f"GET {path} HTTP/1.1\r\nHost: {parts.netloc or 'localhost'}\r\n"
+        f"Connection: {'keep-alive' if keepalive else 'close'}\r\n\r\n"
+    ).encode()
     reader = writer = None
     done = 0
     while (requests is None and not stop.is_set()) or (requests is not None and done < requests):
@@ -279,8 +313,9 @@ async def _client(url: str, result: LoadResult, *, requests: int | None, stop: t
                 if unix:
                     opened = asyncio.open_unix_connection(unix)
                 else:
-                    opened = asyncio.open_connection(host, port, ssl=context,
-                                                     server_hostname=host if context else None)
+                    opened = asyncio.open_connection(
+                        host, port, ssl=context, server_hostname=host if context else None
+                    )
                 reader, writer = await asyncio.wait_for(opened, timeout)
             writer.write(request)
             status, close = await asyncio.wait_for(_read_response(reader), timeout)
@@ -292,8 +327,14 @@ async def _client(url: str, result: LoadResult, *, requests: int | None, stop: t
             if close or not keepalive:
                 writer.close()
                 writer = None
-        except (OSError, asyncio.TimeoutError, asyncio.IncompleteReadError, ValueError,
-                IndexError, ssl.SSLError) as exc:
+        except (
+            OSError,
+            asyncio.TimeoutError,
+            asyncio.IncompleteReadError,
+            ValueError,
+            IndexError,
+            ssl.SSLError,
+        ) as exc:
             result.failures.append(f"{type(exc).__name__}: {exc}")
             if writer is not None:
                 writer.close()
@@ -302,20 +343,38 @@ async def _client(url: str, result: LoadResult, *, requests: int | None, stop: t
         writer.close()
 
 
-def run_load(url: str, *, concurrency: int, requests: int | None = None,
-             stop: threading.Event | None = None, keepalive: bool = False, timeout: float = 60.0,
-             context: ssl.SSLContext | None = None, unix: str | None = None) -> LoadResult:
+def run_load(
+    url: str,
+    *,
+    concurrency: int,
+    requests: int | None = None,
+    stop: threading.Event | None = None,
+    keepalive: bool = False,
+    timeout: float = 60.0,
+    context: ssl.SSLContext | None = None,
+    unix: str | None = None,
+) -> LoadResult:
     """``concurrency`` clients each sending ``requests`` GETs (or until ``stop`` is set)."""
     raise_fd_limit(concurrency * 2 + 512)
     result = LoadResult()
     stop = stop or threading.Event()
 
     async def main() -> None:
-        await asyncio.gather(*(
-            _client(url, result, requests=requests, stop=stop, keepalive=keepalive,
-                    timeout=timeout, context=context, unix=unix)
-            for _ in range(concurrency)
-        ))
+        await asyncio.gather(
+            *(
+                _client(
+                    url,
+                    result,
+                    requests=requests,
+                    stop=stop,
+                    keepalive=keepalive,
+                    timeout=timeout,
+                    context=context,
+                    unix=unix,
+                )
+                for _ in range(concurrency)
+            )
+        )
 
     asyncio.run(main())
     return result
@@ -405,7 +464,9 @@ def nginx(tmp_path: Path) -> Iterator[Callable[..., str]]:
     ephemeral port of 127.0.0.1, and is stopped (by its pid) afterwards.
     ``location`` is the body of ``location / {}`` (runfcgi passes ``scgi_pass app;``).
     """
-    binary = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None)
+    binary = shutil.which("nginx") or (
+        "/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None
+    )
     if binary is None:
         pytest.skip("nginx is not installed (scripts/apt-packages.txt)")
     procs: list[subprocess.Popen[bytes]] = []
@@ -416,19 +477,33 @@ def nginx(tmp_path: Path) -> Iterator[Callable[..., str]]:
         port = free_port()
         servers = "\n".join(f"        server {u} max_fails=1 fail_timeout=10s;" for u in upstreams)
         conf = tmp / "nginx.conf"
-        conf.write_text(NGINX_CONF.format(tmp=tmp, servers=servers + extra, port=port,
-                                          location=location))
+        conf.write_text(
+            NGINX_CONF.format(tmp=tmp, servers=servers + extra, port=port, location=location)
+        )
         proc = subprocess.Popen(
-            [binary, "-e", str(tmp / "error.log"), "-p", str(tmp), "-c", str(conf),
-             "-g", "daemon off;"],
-            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            [
+                binary,
+                "-e",
+                str(tmp / "error.log"),
+                "-p",
+                str(tmp),
+                "-c",
+                str(conf),
+                "-g",
+                "daemon off;",
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
         )
         procs.append(proc)
 
         def listening() -> bool:
             if proc.poll() is not None:
-                pytest.fail(f"nginx exited: {proc.stdout.read().decode() if proc.stdout else ''}"
-                            f"{(tmp / 'error.log').read_text() if (tmp / 'error.log').exists() else ''}")
+                pytest.fail(
+                    f"nginx exited: {proc.stdout.read().decode() if proc.stdout else ''}"
+                    f"{(tmp / 'error.log').read_text() if (tmp / 'error.log').exists() else ''}"
+                )
             with socket.socket() as probe:
                 return probe.connect_ex(("127.0.0.1", port)) == 0
 

@@ -227,6 +227,26 @@ class CherootEngine:
                 self.socket = sock
                 return sock
 
+        class Gateway(wsgi.Gateway_10):
+            """Sends the status line and headers in one write with the first body chunk.
+
+            cheroot writes them separately; a worker killed between the two leaves a
+            proxy holding headers without a body, which it cannot retry elsewhere.
+            """
+
+            def write(self, chunk: bytes) -> None:
+                if self.req.sent_headers or not chunk:
+                    return super().write(chunk)
+                conn = self.req.conn
+                real, parts = conn.wfile, []
+                conn.wfile = _Collect(parts)
+                try:
+                    super().write(chunk)
+                finally:
+                    conn.wfile = real
+                real.write(b"".join(parts))
+                return None
+
         address = sock.getsockname()
         server = Server(
             address if isinstance(address, str) else address[:2],
@@ -236,6 +256,12 @@ class CherootEngine:
             request_queue_size=self.backlog,
             shutdown_timeout=worker.shutdown_timeout,  # type: ignore[arg-type]  # float is fine
         )
+        # cheroot keeps at most 10 idle keep-alive connections and closes the rest
+        # after their response; behind no proxy (or many clients) that means
+        # reconnecting all the time. Idle connections cost a descriptor in the
+        # selector, not a thread: allow up to half the descriptors we may open.
+        server.keep_alive_conn_limit = keepalive_limit()
+        server.gateway = Gateway
         server.max_request_header_size = self.max_request_header_size
         server.max_request_body_size = self.max_request_body_size
         if self.ssl_certificate:
@@ -279,6 +305,26 @@ class CherootEngine:
                 break
             time.sleep(0.02)
         server.stop()
+
+
+class _Collect:
+    """Stands in for a connection's write file while a response's head is assembled."""
+
+    def __init__(self, parts: list[bytes]) -> None:
+        self.parts = parts
+
+    def write(self, data: bytes) -> None:
+        self.parts.append(bytes(data))
+
+
+def keepalive_limit() -> int:
+    """Idle keep-alive connections one worker keeps: half its file descriptor limit."""
+    import resource
+
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        return 10000
+    return max(10, min(10000, soft // 2))
 
 
 def static_files(app: Callable[..., Any]) -> Callable[..., Any]:
