@@ -197,10 +197,11 @@ def runcpserver(example_env: dict[str, str]) -> Iterator[Callable[..., ServerPro
         env: dict[str, str] | None = None,
         expect_banner: bool = True,
         port: str = "port=0",
+        autoreload: bool | None = False,
     ) -> ServerProcess:
         words = [port] if port and not any(a.startswith(("port=", "socket=")) for a in args) else []
-        if not any(a.startswith("autoreload=") for a in args):
-            words.append("autoreload=false")
+        if autoreload is not None and not any(a.startswith("autoreload=") for a in args):
+            words.append(f"autoreload={'true' if autoreload else 'false'}")
         server = start_server(
             [sys.executable, str(MANAGE), "runcpserver", *words, *args],
             env or example_env,

@@ -9,6 +9,7 @@ import ssl
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -437,3 +438,51 @@ def test_threads_in_worker_survive_many_requests(runcpserver) -> None:
     for t in threads:
         t.join(60)
     page_list_ok(server.url)
+
+
+# -- autoreload and privileges -----------------------------------------------------------------
+
+
+def test_autoreload_is_on_by_default_with_debug_and_restarts_on_a_code_change(runcpserver) -> None:
+    server = runcpserver(port="port=0", autoreload=None)
+    page_list_ok(server.url)  # imports the views
+    views = Path(__file__).resolve().parent.parent / "example" / "pages" / "views.py"
+    stat = views.stat()
+    try:
+        wait_until(
+            lambda: (
+                os.utime(views, (stat.st_atime, time.time() + 5))
+                or server.output.count("serving on") >= 2
+            ),
+            timeout=30,
+            interval=0.5,
+            message="a restart after views.py changed",
+        )
+    finally:
+        os.utime(views, (stat.st_atime, stat.st_mtime))
+    assert len(children(server.pid)) == 1  # Django's reloader runs the server in a child
+
+
+def _world_readable(path: Path) -> bool:
+    return all(p.stat().st_mode & 0o005 == 0o005 for p in [path, *path.parents])
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="dropping privileges needs root")
+def test_server_user_and_group_after_binding(runcpserver) -> None:
+    import grp
+    import pwd
+    import sysconfig
+
+    for where in (sysconfig.get_paths()["stdlib"], sysconfig.get_paths()["purelib"]):
+        if not _world_readable(Path(where)):
+            pytest.skip(f"user nobody cannot read this Python ({where})")
+
+    server = runcpserver("server_user=nobody", "server_group=nogroup", "workers=2")
+    wait_until(lambda: len(children(server.pid)) == 2, message="2 workers")
+    uid, gid = pwd.getpwnam("nobody").pw_uid, grp.getgrnam("nogroup").gr_gid
+    for pid in [server.pid, *children(server.pid)]:
+        status = Path(f"/proc/{pid}/status").read_text()
+        assert f"Uid:\t{uid}\t{uid}\t{uid}\t{uid}" in status
+        assert f"Gid:\t{gid}\t{gid}\t{gid}\t{gid}" in status
+    # A request that needs no database (nobody cannot read the test's root-owned DB).
+    assert get(server.url + "static/missing.css")[0] == 404
