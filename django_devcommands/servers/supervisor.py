@@ -264,7 +264,7 @@ class Worker:
     def healthy(self) -> bool:
         """False when every thread has been stuck in one request for longer than ``timeout``."""
         capacity = getattr(self.engine, "capacity", 0)
-        if not capacity:
+        if not capacity or self.timeout <= 0:
             return True
         limit = time.monotonic() - self.timeout
         with self._lock:
@@ -295,7 +295,7 @@ class Worker:
 
     def _beat_forever(self) -> None:
         assert self.heartbeat is not None
-        interval = max(0.05, min(1.0, self.timeout / 4))
+        interval = max(0.05, min(1.0, self.timeout / 4)) if self.timeout > 0 else 1.0
         while True:
             time.sleep(interval)
             if self._ready.is_set() and self.healthy():
@@ -515,7 +515,7 @@ class Master:
                 child.booted = True
                 self.failures = 0
             last = beat or child.started
-            if now - last > self.timeout:
+            if self.timeout > 0 and now - last > self.timeout:
                 self.log(
                     f"worker {child.pid} silent for {now - last:.0f}s (timeout "
                     f"{self.timeout:g}s): killing and replacing it"
@@ -595,7 +595,7 @@ PROCESS_OPTIONS: list[o.Option] = [
         "timeout",
         o.seconds,
         30.0,
-        "A worker silent (frozen, or every thread stuck in a request) for this long is replaced.",
+        "A worker silent this long (frozen, or all threads stuck) is replaced (0: never).",
     ),
     o.Option(
         "shutdown_timeout",
