@@ -132,7 +132,7 @@ def test_a_frozen_worker_is_killed_and_replaced_after_timeout(app_server) -> Non
 
 
 def test_a_worker_whose_threads_are_all_stuck_is_replaced(app_server) -> None:
-    server = app_server(workers=2, threads=1, timeout=1.5)
+    server = app_server(workers=2, threads=1, timeout=1.5, shutdown_timeout=2)
     wait_until(lambda: len(children(server.pid)) == 2, message="2 workers")
     for _ in range(2):  # one per worker's only thread, whichever accepts them
         threading.Thread(
