@@ -216,3 +216,26 @@ def test_single_worker_runs_without_a_master_and_sighup_reexecs(app_server, tmp_
     server.signal(signal.SIGINT)
     assert server.wait(30) == 0
     assert not pidfile.exists()
+
+
+def test_the_supervisor_runs_any_engine(app_server) -> None:
+    """A non-HTTP engine (tests/supervisor_app.py LineEngine) gets the same supervision."""
+    import socket
+
+    server = app_server(workers=2, engine="line")
+    host, port = server.address
+
+    def ask() -> int:
+        with socket.create_connection((host, port), timeout=10) as conn:
+            return int(conn.makefile().readline().split()[1])
+
+    before = wait_until(lambda: len(c := children(server.pid)) == 2 and c, message="2 workers")
+    assert ask() in before
+    server.signal(signal.SIGHUP)
+    after = wait_until(
+        lambda: (c := children(server.pid)) and len(c) == 2 and not set(c) & set(before) and c,
+        message="new workers",
+    )
+    assert ask() in after
+    server.signal(signal.SIGTERM)
+    assert server.wait(30) == 0
