@@ -514,6 +514,7 @@ class Master:
             if beat and not child.booted:
                 child.booted = True
                 self.failures = 0
+                self.log(f"worker {child.pid} serving")
             last = beat or child.started
             if self.timeout > 0 and now - last > self.timeout:
                 self.log(
