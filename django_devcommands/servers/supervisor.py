@@ -680,6 +680,8 @@ def run(
     argv = _restart_argv()
     if options.pidfile and not reexec:
         process.check_pidfile(options.pidfile)
+    if options.workdir and not os.path.isdir(options.workdir):
+        raise process.ProcessError(f"workdir {options.workdir} is not a directory.")
     if options.umask is not None and not options.daemonize:
         os.umask(options.umask)
     sock = engine.bind()
