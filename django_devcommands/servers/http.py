@@ -188,6 +188,24 @@ class CherootEngine:
                 self.socket = sock
                 return sock
 
+            def process_conn(self, conn: Any) -> None:
+                # cheroot hands a new connection straight to a thread, which then
+                # waits (up to its 10 s socket timeout) for a request that may never
+                # come: a few hundred silent connections would occupy every thread.
+                # Park a new connection in the selector until it has something to
+                # read, like an idle keep-alive one (expired after the same timeout).
+                # (Not with TLS: the handshake already ran in cheroot's accept, and
+                # data OpenSSL buffered meanwhile would not wake the selector.)
+                if (
+                    self.ssl_adapter is None
+                    and conn.requests_seen == 0
+                    and not getattr(conn, "_waited", False)
+                ):
+                    conn._waited = True
+                    self._connections.put(conn)  # type: ignore[attr-defined]
+                    return
+                super().process_conn(conn)
+
         class Gateway(wsgi.Gateway_10):
             """Sends the status line and headers in one write with the first body chunk.
 
