@@ -200,6 +200,7 @@ class CherootEngine:
                     self.ssl_adapter is None
                     and conn.requests_seen == 0
                     and not getattr(conn, "_waited", False)
+                    and not _has_input(conn.socket)
                 ):
                     conn._waited = True
                     self._connections.put(conn)  # type: ignore[attr-defined]
@@ -284,6 +285,19 @@ class CherootEngine:
                 break
             time.sleep(0.02)
         server.stop()
+
+
+def _has_input(sock: socket.socket) -> bool:
+    """Whether a read on ``sock`` would not block (data, or the peer closed).
+
+    ``poll`` rather than ``recv(MSG_DONTWAIT)``: a socket with a timeout would
+    turn the latter into a wait of that timeout.
+    """
+    import select
+
+    poller = select.poll()
+    poller.register(sock.fileno(), select.POLLIN)
+    return bool(poller.poll(0))
 
 
 class _Collect:
