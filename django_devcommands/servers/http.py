@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -164,7 +165,7 @@ class CherootEngine:
         if self.static:
             app = static_files(app)
         if self.access_log:
-            app = AccessLog(app, open_access_log(self.access_log, self.stdout or _stdout()))
+            app = AccessLog(app, open_access_log(self.access_log, self.stdout or sys.stdout))
         return app
 
     def _ssl_adapter(self) -> Any:
@@ -333,24 +334,7 @@ def static_files(app: Callable[..., Any]) -> Callable[..., Any]:
     return WhiteNoise(app, root=settings.STATIC_ROOT, prefix=urlparse(settings.STATIC_URL).path)
 
 
-def _stdout() -> TextIO:
-    import sys
-
-    return sys.stdout
-
-
 # -- the launcher runcpserver calls ---------------------------------------------------
-
-
-def _is_loopback(host: str) -> bool:
-    import ipaddress
-
-    if host.lower() in {"localhost", "ip6-localhost"}:
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 def launch(resolved: o.Resolved, *, stdout: TextIO, stderr: TextIO) -> int:
@@ -362,6 +346,7 @@ def launch(resolved: o.Resolved, *, stdout: TextIO, stderr: TextIO) -> int:
     from django.conf import settings
 
     from django_devcommands.conf import conf
+    from django_devcommands.debugger import is_loopback
     from django_devcommands.servers import process
 
     values = dict(resolved.values)
@@ -395,7 +380,7 @@ def launch(resolved: o.Resolved, *, stdout: TextIO, stderr: TextIO) -> int:
             "drop workers/max_requests/daemonize, or set autoreload=false."
         )
     static = settings.DEBUG if values["static"] is None else values["static"]
-    if settings.DEBUG and not values["socket"] and not _is_loopback(values["host"]):
+    if settings.DEBUG and not values["socket"] and not is_loopback(values["host"]):
         stderr.write(
             f"Warning: DEBUG is on and the server binds {values['host']}, reachable from other "
             "machines: DEBUG pages show settings and source code.\n"
