@@ -40,6 +40,7 @@ def check_settings(app_configs: Sequence[Any] | None = None, **kwargs: Any) -> l
         _check_shell_interfaces(raw.get("SHELL_INTERFACES", DEFAULTS["SHELL_INTERFACES"]))
     )
     errors.extend(_check_debugger(raw))
+    errors.extend(_check_runcpserver(raw.get("RUNCPSERVER", DEFAULTS["RUNCPSERVER"])))
     return errors
 
 
@@ -158,4 +159,37 @@ def _check_debugger(raw: dict[str, Any]) -> list[CheckMessage]:
                 id="devcommands.W401",
             )
         )
+    return errors
+
+
+def _check_runcpserver(value: Any) -> list[CheckMessage]:
+    """``RUNCPSERVER``: option defaults, parsed by the command's own option spec."""
+    from django.core.management import CommandError
+
+    from django_devcommands.servers.http import SPEC
+
+    if not isinstance(value, dict):
+        return [
+            Error(
+                "DEVCOMMANDS['RUNCPSERVER'] must be a dict of runcpserver options.",
+                hint='For example {"workers": 4, "access_log": "-"}.',
+                id="devcommands.E101",
+            )
+        ]
+    errors: list[CheckMessage] = []
+    for key, raw in value.items():
+        if key not in SPEC.options:
+            close = difflib.get_close_matches(str(key), list(SPEC.options), n=1)
+            errors.append(
+                Error(
+                    f"DEVCOMMANDS['RUNCPSERVER'] has an unknown option {key!r}.",
+                    hint=f"Did you mean {close[0]!r}?" if close else None,
+                    id="devcommands.E102",
+                )
+            )
+            continue
+        try:
+            SPEC.parse_value(key, raw)
+        except CommandError as exc:
+            errors.append(Error(f"DEVCOMMANDS['RUNCPSERVER']: {exc}", id="devcommands.E103"))
     return errors

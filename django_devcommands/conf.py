@@ -22,6 +22,9 @@ DEFAULTS: dict[str, Any] = {
     "DEBUGGER_REMOTE_PORT": 0,
     "DEBUGGER_REMOTE_TIMEOUT": 60.0,
     "DEBUGGER_REMOTE_ALLOW_NON_LOOPBACK": False,
+    # runcpserver (issue 3): project defaults for its options, see
+    # docs/settings/runcpserver.rst. The command line wins over these.
+    "RUNCPSERVER": {},
 }
 
 
@@ -82,6 +85,13 @@ class Settings:
     @property
     def DEBUGGER_REMOTE_ALLOW_NON_LOOPBACK(self) -> bool:
         return bool(self.get("DEBUGGER_REMOTE_ALLOW_NON_LOOPBACK"))
+
+    # runcpserver (django_devcommands.servers.http; checks E1xx).
+
+    @property
+    def RUNCPSERVER(self) -> dict[str, Any]:
+        value = self.get("RUNCPSERVER")
+        return dict(value) if isinstance(value, dict) else {}
 
 
 conf = Settings()

@@ -1,0 +1,444 @@
+"""The cheroot engine for :mod:`.supervisor`, and ``runcpserver``'s option spec.
+
+cheroot (CherryPy's WSGI server) runs inside each worker process on the
+listening socket the supervisor bound once: a pool of ``threads`` threads per
+worker, TLS through cheroot's builtin ``ssl`` adapter, and (optionally) static
+files through Django's ``StaticFilesHandler`` (DEBUG) or WhiteNoise
+(STATIC_ROOT), and an access log in the combined format.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TextIO
+from urllib.parse import urlparse
+
+from django_devcommands import options as o
+from django_devcommands.servers import supervisor
+from django_devcommands.servers.accesslog import AccessLog, open_access_log
+
+CHEROOT_MISSING = 'runcpserver needs cheroot: pip install "django-devcommands[cherrypy]"'
+WHITENOISE_MISSING = (
+    "static=true with DEBUG off serves STATIC_ROOT with WhiteNoise: "
+    'pip install "django-devcommands[cherrypy]"'
+)
+
+SPEC = o.OptionSpec(
+    [
+        o.Option("host", o.string, "127.0.0.1", "Address to bind (IPv4 or IPv6)."),
+        o.Option("port", o.port, 8088, "TCP port (0: any free port, printed at start-up)."),
+        o.Option("socket", o.path, None, "Unix socket path to bind instead of host and port."),
+        o.Option("server_name", o.string, "localhost", "SERVER_NAME and the Server header."),
+        o.Option("threads", o.positive_int, 10, "Request threads per worker process."),
+        o.Option("backlog", o.positive_int, 2048, "Listen queue length of the socket."),
+        *supervisor.PROCESS_OPTIONS,
+        o.Option(
+            "max_request_header_size",
+            o.non_negative_int,
+            65536,
+            "Largest request line plus headers in bytes, else 413 (0: no limit).",
+        ),
+        o.Option(
+            "max_request_body_size",
+            o.non_negative_int,
+            0,
+            "Largest request body in bytes, else 413 (0: no limit).",
+        ),
+        o.Option("ssl_certificate", o.path, None, "PEM certificate: serve HTTPS."),
+        o.Option("ssl_private_key", o.path, None, "PEM private key of ssl_certificate."),
+        o.Option("ssl_certificate_chain", o.path, None, "PEM intermediate certificates."),
+        o.Option(
+            "autoreload",
+            o.boolean,
+            None,
+            "Restart when Python code changes (Django's autoreloader).",
+            default_text="on when DEBUG, workers=1, not daemonized, no pidfile",
+        ),
+        o.Option(
+            "static",
+            o.boolean,
+            None,
+            "Serve STATIC_URL: from the finders when DEBUG, else from STATIC_ROOT (WhiteNoise).",
+            default_text="DEBUG",
+        ),
+        o.Option(
+            "access_log", o.path, None, "Access log in combined format; '-' is standard output."
+        ),
+    ],
+    actions=["stop", "status"],
+)
+
+
+def require_cheroot() -> None:
+    """Raise ``ImportError`` with the install hint when cheroot is missing."""
+    try:
+        import cheroot.wsgi  # noqa: F401
+    except ImportError:
+        raise ImportError(CHEROOT_MISSING) from None
+
+
+@dataclass
+class CherootEngine:
+    """cheroot in a worker; see :class:`.supervisor.Engine` for the protocol."""
+
+    host: str = "127.0.0.1"
+    port: int = 8088
+    unix_socket: str | None = None
+    backlog: int = 2048
+    threads: int = 10
+    server_name: str | None = "localhost"
+    max_request_header_size: int = 65536
+    max_request_body_size: int = 0
+    ssl_certificate: str | None = None
+    ssl_private_key: str | None = None
+    ssl_certificate_chain: str | None = None
+    static: bool = False
+    access_log: str | None = None
+    stdout: TextIO | None = None
+    #: Builds the WSGI application in the worker (default: Django's WSGI_APPLICATION).
+    app_factory: Callable[[], Callable[..., Any]] | None = None
+    name: str = "cheroot"
+
+    def __post_init__(self) -> None:
+        self._server: Any = None
+        self._stop_requested = threading.Event()
+
+    @property
+    def capacity(self) -> int:
+        return self.threads
+
+    @property
+    def scheme(self) -> str:
+        return "https" if self.ssl_certificate else "http"
+
+    # -- in the first process --
+
+    def bind(self) -> socket.socket:
+        return supervisor.listen_socket(self.host, self.port, self.unix_socket, self.backlog)
+
+    def check(self) -> None:
+        """Fail early (before binding) on what would make every worker fail."""
+        require_cheroot()
+        if bool(self.ssl_certificate) != bool(self.ssl_private_key):
+            raise ValueError("ssl_certificate and ssl_private_key go together: give both.")
+        for path in (self.ssl_certificate, self.ssl_private_key, self.ssl_certificate_chain):
+            if path and not os.path.isfile(path):
+                raise ValueError(f"TLS file {path} does not exist.")
+        if self.ssl_certificate:
+            try:
+                self._ssl_adapter()  # a bad certificate or key: said now, not by every worker
+            except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
+                raise ValueError(
+                    f"Cannot use ssl_certificate {self.ssl_certificate} with ssl_private_key "
+                    f"{self.ssl_private_key}: {exc}"
+                ) from None
+        if self.static:
+            from django.conf import settings
+
+            if not settings.DEBUG:
+                try:
+                    import whitenoise  # noqa: F401
+                except ImportError:
+                    raise ImportError(WHITENOISE_MISSING) from None
+                if not settings.STATIC_ROOT:
+                    raise ValueError(
+                        "static=true with DEBUG off needs STATIC_ROOT (and collectstatic)."
+                    )
+
+    # -- in a worker --
+
+    def application(self) -> Callable[..., Any]:
+        """The WSGI app with static files and the access log around it."""
+        if self.app_factory is not None:
+            app = self.app_factory()
+        else:
+            from django.core.servers.basehttp import get_internal_wsgi_application
+
+            app = get_internal_wsgi_application()
+        if self.static:
+            app = static_files(app)
+        if self.access_log:
+            app = AccessLog(app, open_access_log(self.access_log, self.stdout or sys.stdout))
+        return app
+
+    def _ssl_adapter(self) -> Any:
+        from cheroot.ssl.builtin import BuiltinSSLAdapter
+
+        return BuiltinSSLAdapter(
+            self.ssl_certificate, self.ssl_private_key, self.ssl_certificate_chain
+        )
+
+    def serve(self, sock: socket.socket, worker: supervisor.Worker) -> None:
+        from cheroot import wsgi
+
+        class Server(wsgi.Server):
+            """cheroot on a socket bound before forking (shared by every worker)."""
+
+            def bind(self, family: int, type: int, proto: int = 0) -> socket.socket:
+                self.socket = sock
+                return sock
+
+            def bind_unix_socket(self, bind_addr: Any) -> socket.socket:
+                self.socket = sock
+                return sock
+
+            def process_conn(self, conn: Any) -> None:
+                # cheroot hands a new connection straight to a thread, which then
+                # waits (up to its 10 s socket timeout) for a request that may never
+                # come: a few hundred silent connections would occupy every thread.
+                # Park a new connection in the selector until it has something to
+                # read, like an idle keep-alive one (expired after the same timeout).
+                # (Not with TLS: the handshake already ran in cheroot's accept, and
+                # data OpenSSL buffered meanwhile would not wake the selector.)
+                if (
+                    self.ssl_adapter is None
+                    and conn.requests_seen == 0
+                    and not getattr(conn, "_waited", False)
+                    and not _has_input(conn.socket)
+                ):
+                    conn._waited = True
+                    self._connections.put(conn)  # type: ignore[attr-defined]
+                    return
+                super().process_conn(conn)
+
+        class Gateway(wsgi.Gateway_10):
+            """Sends the status line and headers in one write with the first body chunk.
+
+            cheroot writes them separately; a worker killed between the two leaves a
+            proxy holding headers without a body, which it cannot retry elsewhere.
+            """
+
+            def write(self, chunk: bytes) -> None:
+                if self.req.sent_headers or not chunk:
+                    return super().write(chunk)
+                conn = self.req.conn
+                real, parts = conn.wfile, list[bytes]()
+                conn.wfile = _Collect(parts)
+                try:
+                    super().write(chunk)
+                finally:
+                    conn.wfile = real
+                real.write(b"".join(parts))
+                return None
+
+        address = sock.getsockname()
+        server = Server(
+            address if isinstance(address, str) else address[:2],
+            worker.wrap_wsgi(self.application()),
+            numthreads=self.threads,
+            server_name=self.server_name,
+            request_queue_size=self.backlog,
+            shutdown_timeout=worker.shutdown_timeout,  # type: ignore[arg-type]  # float is fine
+        )
+        # cheroot keeps at most 10 idle keep-alive connections and closes the rest
+        # after their response; behind no proxy (or many clients) that means
+        # reconnecting all the time. Idle connections cost a descriptor in the
+        # selector, not a thread: allow up to half the descriptors we may open.
+        server.keep_alive_conn_limit = keepalive_limit()
+        server.gateway = Gateway
+        server.max_request_header_size = self.max_request_header_size
+        server.max_request_body_size = self.max_request_body_size
+        if self.ssl_certificate:
+            server.ssl_adapter = self._ssl_adapter()
+        server.prepare()
+        # Every worker wakes up for each new connection and one wins: the others
+        # must not wait in accept() (cheroot's 1 s timeout) with keep-alive
+        # connections ready to be read.
+        sock.settimeout(0)
+        self._server = server
+        if self._stop_requested.is_set():
+            server.stop()
+            return
+        worker.ready()
+        server.serve()
+
+    def stop(self, timeout: float) -> None:
+        """Stop accepting; serve what was accepted; then let cheroot stop.
+
+        cheroot's own ``stop()`` closes every connection in its selector, including
+        ones accepted a moment ago whose request has not been read yet: under load
+        those would fail. So first this worker leaves the shared socket to the
+        others, and waits (briefly) until each connection it holds has had a request.
+        """
+        self._stop_requested.set()
+        server = self._server
+        if server is None or not server.ready:
+            return
+        server.shutdown_timeout = timeout
+        manager = server._connections
+        with contextlib.suppress(KeyError, ValueError, OSError):
+            manager._selector.unregister(server.socket.fileno())
+        deadline = time.monotonic() + min(timeout, 5.0)
+        while time.monotonic() < deadline:
+            fresh = [
+                conn
+                for _, conn in list(manager._selector.connections)
+                if conn is not server and getattr(conn, "requests_seen", 1) == 0
+            ]
+            if not fresh:
+                break
+            time.sleep(0.02)
+        server.stop()
+
+
+def _has_input(sock: socket.socket) -> bool:
+    """Whether a read on ``sock`` would not block (data, or the peer closed).
+
+    ``poll`` rather than ``recv(MSG_DONTWAIT)``: a socket with a timeout would
+    turn the latter into a wait of that timeout.
+    """
+    import select
+
+    poller = select.poll()
+    poller.register(sock.fileno(), select.POLLIN)
+    return bool(poller.poll(0))
+
+
+class _Collect:
+    """Stands in for a connection's write file while a response's head is assembled."""
+
+    def __init__(self, parts: list[bytes]) -> None:
+        self.parts = parts
+
+    def write(self, data: bytes) -> None:
+        self.parts.append(bytes(data))
+
+
+def keepalive_limit() -> int:
+    """Idle keep-alive connections one worker keeps: half its file descriptor limit."""
+    import resource
+
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        return 10000
+    return max(10, min(10000, soft // 2))
+
+
+def static_files(app: Callable[..., Any]) -> Callable[..., Any]:
+    """Static files in front of ``app``: the finders when DEBUG, STATIC_ROOT otherwise."""
+    from django.conf import settings
+
+    if settings.DEBUG:
+        from django.contrib.staticfiles.handlers import StaticFilesHandler
+
+        return StaticFilesHandler(app)
+    from whitenoise import WhiteNoise
+
+    return WhiteNoise(app, root=settings.STATIC_ROOT, prefix=urlparse(settings.STATIC_URL).path)
+
+
+# -- the launcher runcpserver calls ---------------------------------------------------
+
+
+def launch(resolved: o.Resolved, *, stdout: TextIO, stderr: TextIO) -> int:
+    """``runcpserver``: ``stop``/``status`` or serve; the exit status.
+
+    Raises ``process.ProcessError``, ``ImportError`` (missing extra), ``ValueError``
+    (inconsistent options) or ``OSError`` (cannot bind) with a message for the user.
+    """
+    from django.conf import settings
+
+    from django_devcommands.conf import conf
+    from django_devcommands.debugger import is_loopback
+    from django_devcommands.servers import process
+
+    values = dict(resolved.values)
+    for key, raw in conf.RUNCPSERVER.items():  # project defaults, under the command line
+        if key not in resolved.given and key in SPEC.options:
+            values[key] = SPEC.parse_value(key, raw)
+
+    if resolved.actions:
+        return supervisor.run_action(
+            resolved.actions[0],
+            supervisor.ProcessOptions.from_values(values),
+            stdout=stdout,
+            command="runcpserver",
+        )
+
+    if values["socket"] and "host" in resolved.given | set(conf.RUNCPSERVER):
+        raise ValueError("Give socket= or host=/port=, not both.")
+    for name in ("pidfile", "outlog", "errlog", "access_log", "socket"):
+        if values[name] and values[name] != "-":
+            values[name] = os.path.abspath(values[name])
+    autoreload = values["autoreload"]
+    if autoreload is None:
+        autoreload = (
+            bool(settings.DEBUG)
+            and values["workers"] == 1
+            and not (values["daemonize"] or values["pidfile"] or values["max_requests"])
+        )
+    elif autoreload and (values["workers"] > 1 or values["daemonize"] or values["max_requests"]):
+        raise ValueError(
+            "autoreload works with one worker in the foreground: "
+            "drop workers/max_requests/daemonize, or set autoreload=false."
+        )
+    static = settings.DEBUG if values["static"] is None else values["static"]
+    if settings.DEBUG and not values["socket"] and not is_loopback(values["host"]):
+        stderr.write(
+            f"Warning: DEBUG is on and the server binds {values['host']}, reachable from other "
+            "machines: DEBUG pages show settings and source code.\n"
+        )
+    engine = CherootEngine(
+        host=values["host"],
+        port=values["port"],
+        unix_socket=values["socket"],
+        backlog=values["backlog"],
+        threads=values["threads"],
+        server_name=values["server_name"],
+        max_request_header_size=values["max_request_header_size"],
+        max_request_body_size=values["max_request_body_size"],
+        ssl_certificate=values["ssl_certificate"],
+        ssl_private_key=values["ssl_private_key"],
+        ssl_certificate_chain=values["ssl_certificate_chain"],
+        static=bool(static),
+        access_log=values["access_log"],
+        stdout=stdout,
+    )
+    engine.check()
+    proc = supervisor.ProcessOptions.from_values(values)
+
+    def banner(sock: socket.socket) -> str:
+        mode = f"{proc.workers} workers" if proc.uses_master else "1 process"
+        return (
+            f"runcpserver: serving on {supervisor.describe_address(sock, engine.scheme)} "
+            f"(cheroot, {mode} x {engine.threads} threads; pid {os.getpid()})"
+        )
+
+    def serve() -> int:
+        return supervisor.run(engine, proc, stdout=stdout, stderr=stderr, banner=banner)
+
+    # Workers are forked from this process: none may inherit its database
+    # connections (checks may have opened one).
+    from django.db import connections
+
+    connections.close_all()
+    if autoreload:
+        from django.utils import autoreload as django_autoreload
+
+        def serve_in_reloader() -> None:
+            # This runs in a thread of the reloader's child: an exception would only
+            # end the thread and leave the reloader waiting. Say it and exit, as
+            # runserver does when it cannot bind.
+            try:
+                code = serve()
+            except (process.ProcessError, ImportError, ValueError, OSError) as exc:
+                stderr.write(f"CommandError: {exc}\n")
+                code = 1
+            except BaseException:
+                import traceback
+
+                stderr.write(traceback.format_exc())
+                code = 1
+            stderr.flush()
+            os._exit(code)
+
+        django_autoreload.run_with_reloader(serve_in_reloader)
+        return 0
+    return serve()
