@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import functools
 import os
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -126,6 +127,8 @@ class Option:
     help: str = ""
     #: Shown in help and docs instead of ``repr(default)`` when the default is computed.
     default_text: str | None = None
+    #: Other names for the same option (``pm`` for ``pdb``), as ``key=`` and as ``--flag``.
+    aliases: tuple[str, ...] = ()
 
     @property
     def flag(self) -> str:
@@ -169,9 +172,13 @@ class OptionSpec:
 
     def __init__(self, options: Iterable[Option], actions: Sequence[str] = ()) -> None:
         self.options: dict[str, Option] = {}
+        #: Every accepted key, aliases included, to its option's name.
+        self.keys: dict[str, str] = {}
         for option in options:
-            if option.name in self.options:
-                raise ValueError(f"option {option.name!r} declared twice")
+            for key in (option.name, *option.aliases):
+                if key in self.keys:
+                    raise ValueError(f"option {key!r} declared twice")
+                self.keys[key] = option.name
             self.options[option.name] = option
         self.actions = tuple(actions)
 
@@ -181,7 +188,14 @@ class OptionSpec:
     # -- argparse ---------------------------------------------------------------------
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
-        """Add the positional ``key=value`` list and one ``--flag`` per option."""
+        """Add the positional ``key=value`` list and one ``--flag`` per option.
+
+        The parser is switched to intermixed parsing: plain argparse matches a ``*``
+        positional once, so ``port=80 --daemonize workers=2`` would reject ``workers=2``.
+        """
+        parser.parse_args = functools.partial(  # type: ignore[method-assign,assignment]
+            argparse.ArgumentParser.parse_intermixed_args, parser
+        )
         words = f" or an action ({', '.join(self.actions)})" if self.actions else ""
         parser.add_argument(
             "args",
@@ -193,6 +207,7 @@ class OptionSpec:
             names = [option.flag]
             if "_" in option.name:
                 names.append("--" + option.name)
+            names += ["--" + alias.replace("_", "-") for alias in option.aliases]
             text = (
                 f"{option.help} ({option.type.description}; default: {option.describe_default()})"
             )
@@ -246,8 +261,9 @@ class OptionSpec:
             if "=" in word:
                 key, _, value = word.partition("=")
                 key = normalize_key(key)
-                if key not in self.options:
+                if key not in self.keys:
                     raise self.unknown_key_error(key)
+                key = self.keys[key]
                 if key in raw and raw[key] != value:
                     raise CommandError(f"Option {key} given twice ({raw[key]!r} and {value!r}).")
                 raw[key] = value
@@ -298,8 +314,9 @@ class OptionSpec:
             flag = f"``{option.flag}``" + (
                 f" / ``--no-{option.name.replace('_', '-')}``" if option.is_boolean else ""
             )
+            also = "".join(f" (also ``{alias}=``)" for alias in option.aliases)
             lines += [
-                f"   * - ``{option.name}=`` / {flag}",
+                f"   * - ``{option.name}=`` / {flag}{also}",
                 f"     - {option.type.description}",
                 f"     - ``{option.describe_default()}``",
                 f"     - {option.help or '-'}",

@@ -11,6 +11,9 @@ from pathlib import Path
 
 import pytest
 
+# Real-server fixtures (runcpserver, nginx, TLS CA, load) for every test module.
+pytest_plugins = ["tests.server_fixtures"]
+
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "example"
 MANAGE = EXAMPLE / "manage.py"

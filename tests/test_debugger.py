@@ -30,6 +30,7 @@ from django_devcommands.checks import check_settings
 
 from .conftest import EXAMPLE, ROOT
 from .repl import Session
+from .server_fixtures import get
 
 TARGET = Path(__file__).with_name("debugger_target.py")
 EXPECT_NO_REPLS = os.environ.get("DEVCOMMANDS_EXPECT_NO_REPLS") == "1"
@@ -86,8 +87,13 @@ def pty(target_env: dict[str, str]):
 
     def _run(scenario: str, env: dict[str, str] | None = None, **extra: str):
         child = pexpect.spawn(
-            sys.executable, [str(TARGET), scenario], env={**(env or target_env), **extra},
-            cwd=str(ROOT), encoding="utf-8", timeout=30, dimensions=(40, 160),
+            sys.executable,
+            [str(TARGET), scenario],
+            env={**(env or target_env), **extra},
+            cwd=str(ROOT),
+            encoding="utf-8",
+            timeout=30,
+            dimensions=(40, 160),
         )
         children.append(child)
         return child
@@ -105,8 +111,13 @@ def no_tty(target_env: dict[str, str]):
 
     def _run(scenario: str, **extra: str) -> subprocess.Popen[str]:
         proc = subprocess.Popen(
-            [sys.executable, str(TARGET), scenario], env={**target_env, **extra}, cwd=ROOT,
-            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            [sys.executable, str(TARGET), scenario],
+            env={**target_env, **extra},
+            cwd=ROOT,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
         procs.append(proc)
         return proc
@@ -311,8 +322,10 @@ def test_missing_repl_falls_back_with_one_line(pty, hide, target_env, command, m
 def test_missing_debugger_falls_back_to_pdb(pty, hide, target_env):
     env = target_env if EXPECT_NO_REPLS else hide("bpython", "ipdb", "pudb")
     child = pty("main", env=env, TARGET_DEBUGGERS="bpdb,ipdb,pudb,pdb")
-    child.expect(r'bpdb is not installed \(pip install "django-devcommands\[bpython\]"\); '
-                 r"using pdb instead\.")
+    child.expect(
+        r'bpdb is not installed \(pip install "django-devcommands\[bpython\]"\); '
+        r"using pdb instead\."
+    )
     child.expect(PROMPT)
     child.sendline("c")
     child.expect("x is 1")
@@ -394,8 +407,10 @@ def test_local_post_mortem(pty):
 @pytest.mark.pty
 @pytest.mark.parametrize(
     "stop",
-    ["from django_devcommands import debugger; debugger.set_trace()",
-     "import bpdb; bpdb.set_trace()"],
+    [
+        "from django_devcommands import debugger; debugger.set_trace()",
+        "import bpdb; bpdb.set_trace()",
+    ],
     ids=["set_trace", "bpdb"],
 )
 def test_stop_inside_a_pytest_test(tmp_path, target_env, stop):
@@ -408,10 +423,22 @@ def test_stop_inside_a_pytest_test(tmp_path, target_env, stop):
     )
     child = pexpect.spawn(
         sys.executable,
-        ["-m", "pytest", "-p", "no:cacheprovider", "-c", os.devnull, f"--rootdir={tmp_path}",
-         "--pdbcls=django_devcommands.debugger:DevPdb", str(tmp_path / "test_stop.py")],
-        env={**target_env, "TARGET_BREAKPOINT": "1"}, cwd=str(tmp_path), encoding="utf-8",
-        timeout=30, dimensions=(40, 160),
+        [
+            "-m",
+            "pytest",
+            "-p",
+            "no:cacheprovider",
+            "-c",
+            os.devnull,
+            f"--rootdir={tmp_path}",
+            "--pdbcls=django_devcommands.debugger:DevPdb",
+            str(tmp_path / "test_stop.py"),
+        ],
+        env={**target_env, "TARGET_BREAKPOINT": "1"},
+        cwd=str(tmp_path),
+        encoding="utf-8",
+        timeout=30,
+        dimensions=(40, 160),
     )
     try:
         child.expect("IO-capturing turned off")
@@ -436,8 +463,13 @@ def test_bpdb_in_runserver_threads(target_env):
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     child = pexpect.spawn(
-        sys.executable, [str(EXAMPLE / "manage.py"), "runserver", f"127.0.0.1:{port}"],
-        env=target_env, cwd=str(ROOT), encoding="utf-8", timeout=30, dimensions=(40, 160),
+        sys.executable,
+        [str(EXAMPLE / "manage.py"), "runserver", f"127.0.0.1:{port}"],
+        env=target_env,
+        cwd=str(ROOT),
+        encoding="utf-8",
+        timeout=30,
+        dimensions=(40, 160),
     )
     term = Session(child)
     try:
@@ -556,8 +588,12 @@ def test_bpdb_B_without_terminal_does_not_reexec(target_env):
     """bpython's BPdb.B os.execv()s a new interpreter when stdin is not a terminal; adopted, no."""
     need("bpython")
     result = subprocess.run(
-        [sys.executable, str(TARGET), "bpdb_class"], env=target_env, cwd=ROOT,
-        input="B\nx = 42\nprint('console', x)\nexit()\nc\n", capture_output=True, text=True,
+        [sys.executable, str(TARGET), "bpdb_class"],
+        env=target_env,
+        cwd=ROOT,
+        input="B\nx = 42\nprint('console', x)\nexit()\nc\n",
+        capture_output=True,
+        text=True,
         timeout=60,
     )
     assert "adopted: True" in result.stdout
@@ -730,9 +766,17 @@ def test_remote_waits_a_bounded_time(caplog):
 
 @pytest.mark.parametrize(
     ("host", "loopback"),
-    [("127.0.0.1", True), ("127.1.2.3", True), ("::1", True), ("[::1]", True),
-     ("localhost", True), ("0.0.0.0", False), ("::", False), ("10.0.0.1", False),
-     ("example.com", False)],
+    [
+        ("127.0.0.1", True),
+        ("127.1.2.3", True),
+        ("::1", True),
+        ("[::1]", True),
+        ("localhost", True),
+        ("0.0.0.0", False),
+        ("::", False),
+        ("10.0.0.1", False),
+        ("example.com", False),
+    ],
 )
 def test_is_loopback(host, loopback):
     assert debugger.is_loopback(host) is loopback
@@ -797,3 +841,43 @@ def test_checks(devcommands, expected):
 def test_check_force_without_debug_warns():
     assert ids({"DEBUGGER_FORCE": True}, debug=False) == ["devcommands.W401"]
     assert ids({}, debug=False) == []
+
+
+# -- runcpserver pdb=1 / pm=1 ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("option", ["pdb=1", "pm=true", "--pdb"])
+def test_runcpserver_post_mortem_option(runcpserver, target_env, option):
+    """A failing view under runcpserver (no terminal: the remote debugger), threads serve on."""
+    env = {**target_env, "TARGET_MIDDLEWARE": "0"}
+    server = runcpserver(option, "threads=4", env=env)
+    results: dict[str, int] = {}
+    failing = threading.Thread(
+        target=lambda: results.update(boom=get(server.url.rstrip("/") + "/boom/")[0])
+    )
+    failing.start()
+    deadline = time.monotonic() + 30
+    while not REMOTE_LINE.search(server.output) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    match = REMOTE_LINE.search(server.output)
+    assert match, server.output
+    remote = Remote(int(match.group(1)))
+    try:
+        remote.until("(Pdb-remote) ")
+        assert get(server.url.rstrip("/") + "/ok/")[0] == 200  # other requests are served meanwhile
+        remote.send("p answer")
+        assert "41" in remote.until("(Pdb-remote) ")
+        remote.send("c")
+        failing.join(30)
+    finally:
+        remote.close()
+    assert results["boom"] == 500
+
+
+def test_runcpserver_post_mortem_refused_without_debug(runcpserver, target_env):
+    env = {**target_env, "TARGET_MIDDLEWARE": "0", "EXAMPLE_DEBUG": "0"}
+    server = runcpserver("pdb=1", env=env)
+    assert "pdb=true ignored: DEBUG is False" in server.output
+    assert get(server.url.rstrip("/") + "/boom/")[0] == 500
+    time.sleep(0.5)
+    assert not REMOTE_LINE.search(server.output)

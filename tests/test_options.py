@@ -161,3 +161,39 @@ def test_rst_table_lists_every_option() -> None:
 def test_duplicate_option_names_rejected() -> None:
     with pytest.raises(ValueError, match="declared twice"):
         o.OptionSpec([o.Option("port", o.port), o.Option("port", o.port)])
+
+
+ALIASED = o.OptionSpec([o.Option("pdb", o.boolean, False, "Post-mortem.", aliases=("pm",))])
+
+
+@pytest.mark.parametrize("words", [["pdb=1"], ["pm=1"], ["PM=yes"]])
+def test_alias_key_value(words: list[str]) -> None:
+    assert ALIASED.resolve(words, {}).values == {"pdb": True}
+
+
+def test_alias_flag_and_docs() -> None:
+    parser = argparse.ArgumentParser()
+    ALIASED.add_arguments(parser)
+    ns = vars(parser.parse_args(["--pm"]))
+    assert ALIASED.resolve(ns.pop("args"), ns).values == {"pdb": True}
+    assert "(also ``pm=``)" in ALIASED.rst_table()
+
+
+def test_alias_clash_rejected() -> None:
+    with pytest.raises(ValueError, match="declared twice"):
+        o.OptionSpec([o.Option("pdb", o.boolean, aliases=("pm",)), o.Option("pm", o.boolean)])
+
+
+def test_flags_between_key_values() -> None:
+    """argparse alone matches a '*' positional once: key=value after a --flag must still parse."""
+    from django.core.management.base import CommandParser
+
+    parser = CommandParser()
+    SPEC.add_arguments(parser)
+    ns = vars(parser.parse_args(["port=1", "--daemonize", "workers=2", "--host", "::1", "stop"]))
+    resolved = SPEC.resolve(ns.pop("args"), ns)
+    assert resolved.values["port"] == 1
+    assert resolved.values["workers"] == 2
+    assert resolved.values["daemonize"] is True
+    assert resolved.values["host"] == "::1"
+    assert resolved.actions == ["stop"]

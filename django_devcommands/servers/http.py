@@ -71,6 +71,14 @@ SPEC = o.OptionSpec(
         o.Option(
             "access_log", o.path, None, "Access log in combined format; '-' is standard output."
         ),
+        o.Option(
+            "pdb",
+            o.boolean,
+            False,
+            "Open the post-mortem debugger on unhandled view exceptions; the 500 still goes "
+            "out. Only when DEBUG (or DEVCOMMANDS['DEBUGGER_FORCE']); remote without a terminal.",
+            aliases=("pm",),
+        ),
     ],
     actions=["stop", "status"],
 )
@@ -402,6 +410,15 @@ def launch(resolved: o.Resolved, *, stdout: TextIO, stderr: TextIO) -> int:
         stdout=stdout,
     )
     engine.check()
+    if values["pdb"]:
+        from django_devcommands.debugger import enable_post_mortem
+
+        # Connected before the workers fork, so every worker has it.
+        if not enable_post_mortem():
+            stderr.write(
+                "Warning: pdb=true ignored: DEBUG is False "
+                "(DEVCOMMANDS['DEBUGGER_FORCE'] opens debuggers anyway).\n"
+            )
     proc = supervisor.ProcessOptions.from_values(values)
 
     def banner(sock: socket.socket) -> str:

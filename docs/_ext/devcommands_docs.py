@@ -8,12 +8,11 @@ cannot disagree. Usage::
 
 from __future__ import annotations
 
+from django.utils.module_loading import import_string
 from docutils import nodes
 from docutils.statemachine import StringList
 from sphinx.application import Sphinx
 from sphinx.util.docutils import SphinxDirective
-
-from django.utils.module_loading import import_string
 
 from django_devcommands.options import OptionSpec
 
