@@ -11,3 +11,7 @@ class DevCommandsConfig(AppConfig):
     def ready(self) -> None:
         # Imported for its side effect: registering the system checks.
         from django_devcommands import checks  # noqa: F401
+        from django_devcommands.solr import signals
+
+        # Cheap receivers that return at once unless DEVCOMMANDS['SOLR_SIGNALS'] is on.
+        signals.connect()
