@@ -40,8 +40,9 @@ def check_settings(app_configs: Sequence[Any] | None = None, **kwargs: Any) -> l
                 )
             )
     errors.extend(_check_shell_interfaces(raw.get("SHELL_INTERFACES", DEFAULTS["SHELL_INTERFACES"])))
-    errors.extend(check_solr_settings({k: raw.get(k, DEFAULTS[k]) for k in DEFAULTS
-                                       if k.startswith("SOLR_")}))
+    errors.extend(
+        check_solr_settings({k: raw.get(k, DEFAULTS[k]) for k in DEFAULTS if k.startswith("SOLR_")})
+    )
     return errors
 
 
@@ -84,58 +85,104 @@ def check_solr_settings(values: dict[str, Any]) -> list[CheckMessage]:
     if url is not None:
         parsed = urlsplit(url) if isinstance(url, str) else None
         if parsed is None or parsed.scheme not in ("http", "https") or not parsed.hostname:
-            errors.append(_solr_error("SOLR_URL", f"must be an http(s) URL or None, not {url!r}.",
-                                      "For example 'http://127.0.0.1:8983/solr'.",
-                                      "devcommands.E301"))
-        elif values["SOLR_AUTH"] and parsed.scheme == "http" and parsed.hostname not in (
-            "127.0.0.1", "localhost", "::1"
+            errors.append(
+                _solr_error(
+                    "SOLR_URL",
+                    f"must be an http(s) URL or None, not {url!r}.",
+                    "For example 'http://127.0.0.1:8983/solr'.",
+                    "devcommands.E301",
+                )
+            )
+        elif (
+            values["SOLR_AUTH"]
+            and parsed.scheme == "http"
+            and parsed.hostname not in ("127.0.0.1", "localhost", "::1")
         ):
-            errors.append(Warning(
-                "DEVCOMMANDS['SOLR_AUTH'] sends a password over plain http to "
-                f"{parsed.hostname}.", hint="Use an https SOLR_URL.", id="devcommands.W301"))
+            errors.append(
+                Warning(
+                    "DEVCOMMANDS['SOLR_AUTH'] sends a password over plain http to "
+                    f"{parsed.hostname}.",
+                    hint="Use an https SOLR_URL.",
+                    id="devcommands.W301",
+                )
+            )
     if values["SOLR_MODE"] not in ("standalone", "cloud"):
-        errors.append(_solr_error("SOLR_MODE", f"must be 'standalone' or 'cloud', not "
-                                  f"{values['SOLR_MODE']!r}.", None, "devcommands.E302"))
+        errors.append(
+            _solr_error(
+                "SOLR_MODE",
+                f"must be 'standalone' or 'cloud', not {values['SOLR_MODE']!r}.",
+                None,
+                "devcommands.E302",
+            )
+        )
     for key in ("SOLR_COLLECTION", "SOLR_CONFIGSET"):
         value = values[key]
         if not isinstance(value, str) or not _SOLR_NAME.match(value):
-            errors.append(_solr_error(key, f"must be a Solr name (letters, digits, . _ -), "
-                                      f"not {value!r}.", None, "devcommands.E303"))
+            errors.append(
+                _solr_error(
+                    key,
+                    f"must be a Solr name (letters, digits, . _ -), not {value!r}.",
+                    None,
+                    "devcommands.E303",
+                )
+            )
     for key in ("SOLR_SHARDS", "SOLR_REPLICAS", "SOLR_BATCH_SIZE", "SOLR_TIMEOUT"):
         value = values[key]
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0 or (
-            key != "SOLR_TIMEOUT" and not isinstance(value, int)
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, (int, float))
+            or value <= 0
+            or (key != "SOLR_TIMEOUT" and not isinstance(value, int))
         ):
-            kind = "a positive number of seconds" if key == "SOLR_TIMEOUT" else "a whole number >= 1"
-            errors.append(_solr_error(key, f"must be {kind}, not {value!r}.", None,
-                                      "devcommands.E304"))
+            kind = (
+                "a positive number of seconds" if key == "SOLR_TIMEOUT" else "a whole number >= 1"
+            )
+            errors.append(
+                _solr_error(key, f"must be {kind}, not {value!r}.", None, "devcommands.E304")
+            )
     auth = values["SOLR_AUTH"]
     if auth is not None and not (
         isinstance(auth, (tuple, list)) and len(auth) == 2 and all(isinstance(x, str) for x in auth)
     ):
-        errors.append(_solr_error("SOLR_AUTH", "must be None or a (user, password) pair.", None,
-                                  "devcommands.E305"))
+        errors.append(
+            _solr_error(
+                "SOLR_AUTH", "must be None or a (user, password) pair.", None, "devcommands.E305"
+            )
+        )
     if not isinstance(values["SOLR_SIGNALS"], bool):
-        errors.append(_solr_error("SOLR_SIGNALS", "must be True or False.", None,
-                                  "devcommands.E306"))
+        errors.append(
+            _solr_error("SOLR_SIGNALS", "must be True or False.", None, "devcommands.E306")
+        )
     install = values["SOLR_INSTALL"]
-    if install is not None and not (isinstance(install, str)
-                                    and os.path.isfile(os.path.join(install, "bin", "solr"))):
-        errors.append(_solr_error("SOLR_INSTALL", f"must be a Solr install directory holding "
-                                  f"bin/solr, or None; {install!r} is not.",
-                                  "Leave it unset to use the Solr assembled from Maven.",
-                                  "devcommands.E307"))
+    if install is not None and not (
+        isinstance(install, str) and os.path.isfile(os.path.join(install, "bin", "solr"))
+    ):
+        errors.append(
+            _solr_error(
+                "SOLR_INSTALL",
+                f"must be a Solr install directory holding bin/solr, or None; {install!r} is not.",
+                "Leave it unset to use the Solr assembled from Maven.",
+                "devcommands.E307",
+            )
+        )
     if not isinstance(values["SOLR_VERSION"], str) or not re.fullmatch(
         r"9\.\d+\.\d+", values["SOLR_VERSION"]
     ):
-        errors.append(_solr_error("SOLR_VERSION", f"must be a Solr 9 version such as '9.10.1', "
-                                  f"not {values['SOLR_VERSION']!r}.", None, "devcommands.E308"))
+        errors.append(
+            _solr_error(
+                "SOLR_VERSION",
+                f"must be a Solr 9 version such as '9.10.1', not {values['SOLR_VERSION']!r}.",
+                None,
+                "devcommands.E308",
+            )
+        )
     return errors
 
 
 @register()
-def check_search_indexes(app_configs: Sequence[Any] | None = None,
-                         **kwargs: Any) -> list[CheckMessage]:
+def check_search_indexes(
+    app_configs: Sequence[Any] | None = None, **kwargs: Any
+) -> list[CheckMessage]:
     """Bad index definitions (E310) and modules that fail to load them (E311)."""
     from django_devcommands.solr.indexes import IndexDefinitionError, registry
 

@@ -58,8 +58,6 @@ class Settings:
     def SHELL_INTERFACES(self) -> list[str]:
         return list(self.get("SHELL_INTERFACES"))
 
-
-
     # -- solr -------------------------------------------------------------------------
 
     @property

@@ -31,8 +31,13 @@ def _skip_without_java() -> None:
 def solr_standalone(tmp_path_factory: pytest.TempPathFactory) -> Iterator[local.LocalSolr]:
     """A standalone Solr node on 127.0.0.1 and an ephemeral port."""
     _skip_without_java()
-    solr = local.start("standalone", home=tmp_path_factory.mktemp("solr-standalone"),
-                       version=SOLR_VERSION, heap="512m", timeout=900)
+    solr = local.start(
+        "standalone",
+        home=tmp_path_factory.mktemp("solr-standalone"),
+        version=SOLR_VERSION,
+        heap="512m",
+        timeout=900,
+    )
     try:
         yield solr
     finally:
@@ -43,8 +48,14 @@ def solr_standalone(tmp_path_factory: pytest.TempPathFactory) -> Iterator[local.
 def solr_cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[local.LocalSolr]:
     """A 2-node SolrCloud with an embedded ZooKeeper, on 127.0.0.1."""
     _skip_without_java()
-    solr = local.start("cloud", home=tmp_path_factory.mktemp("solr-cloud"), nodes=2,
-                       version=SOLR_VERSION, heap="768m", timeout=900)
+    solr = local.start(
+        "cloud",
+        home=tmp_path_factory.mktemp("solr-cloud"),
+        nodes=2,
+        version=SOLR_VERSION,
+        heap="768m",
+        timeout=900,
+    )
     try:
         yield solr
     finally:
@@ -72,17 +83,28 @@ def cloud_client(solr_cloud: local.LocalSolr) -> Iterator[SolrClient]:
 
 
 @pytest.fixture
-def solr_env(example_env: dict[str, str], solr_standalone: local.LocalSolr,
-             solr_name: str) -> dict[str, str]:
+def solr_env(
+    example_env: dict[str, str], solr_standalone: local.LocalSolr, solr_name: str
+) -> dict[str, str]:
     """example_env pointed at the standalone Solr, with a core name of its own."""
-    return {**example_env, "EXAMPLE_SOLR_URL": solr_standalone.url,
-            "EXAMPLE_SOLR_MODE": "standalone", "EXAMPLE_SOLR_COLLECTION": solr_name,
-            "EXAMPLE_SOLR_CONFIGSET": solr_name}
+    return {
+        **example_env,
+        "EXAMPLE_SOLR_URL": solr_standalone.url,
+        "EXAMPLE_SOLR_MODE": "standalone",
+        "EXAMPLE_SOLR_COLLECTION": solr_name,
+        "EXAMPLE_SOLR_CONFIGSET": solr_name,
+    }
 
 
 @pytest.fixture
-def cloud_env(example_env: dict[str, str], solr_cloud: local.LocalSolr,
-              solr_name: str) -> dict[str, str]:
+def cloud_env(
+    example_env: dict[str, str], solr_cloud: local.LocalSolr, solr_name: str
+) -> dict[str, str]:
     """example_env pointed at the SolrCloud, with a collection/alias name of its own."""
-    return {**example_env, "EXAMPLE_SOLR_URL": solr_cloud.url, "EXAMPLE_SOLR_MODE": "cloud",
-            "EXAMPLE_SOLR_COLLECTION": f"c{solr_name}", "EXAMPLE_SOLR_CONFIGSET": f"c{solr_name}"}
+    return {
+        **example_env,
+        "EXAMPLE_SOLR_URL": solr_cloud.url,
+        "EXAMPLE_SOLR_MODE": "cloud",
+        "EXAMPLE_SOLR_COLLECTION": f"c{solr_name}",
+        "EXAMPLE_SOLR_CONFIGSET": f"c{solr_name}",
+    }

@@ -6,6 +6,7 @@ import socket
 import threading
 import time
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from django.test import override_settings
@@ -33,20 +34,33 @@ def fail(result) -> str:
     return result.stderr
 
 
-def test_schema_configset_boots_in_real_solr(solr_env, solr_standalone, standalone_client,
-                                             solr_name):
+def test_schema_configset_boots_in_real_solr(
+    solr_env, solr_standalone, standalone_client, solr_name
+):
     """The files --schema writes, and nothing else, make a core Solr 9 accepts."""
     conf_dir = f"{solr_standalone.home}/configsets/{solr_name}-written/conf"
     out = ok(manage(solr_env, "solr", "--schema", "--path", conf_dir))
     assert "managed-schema.xml" in out
-    text = open(f"{conf_dir}/managed-schema.xml").read() + open(f"{conf_dir}/solrconfig.xml").read()
+    text = "".join(
+        Path(conf_dir, name).read_text() for name in ("managed-schema.xml", "solrconfig.xml")
+    )
     for removed in ("Trie", "LatLonType", "<lib", "XSLT", "xslt", "velocity"):
         assert removed not in text
     standalone_client.create_core(solr_name, f"{solr_name}-written")
     try:
-        standalone_client.add(solr_name, [{"id": "pages.page.1", "django_ct": "pages.page",
-                                           "django_id": "1", "title": "Booted schema",
-                                           "published": "2024-01-02T03:04:05Z", "words": 2}])
+        standalone_client.add(
+            solr_name,
+            [
+                {
+                    "id": "pages.page.1",
+                    "django_ct": "pages.page",
+                    "django_id": "1",
+                    "title": "Booted schema",
+                    "published": "2024-01-02T03:04:05Z",
+                    "words": 2,
+                }
+            ],
+        )
         standalone_client.commit(solr_name)
         data = standalone_client.select(solr_name, {"q": "text:booted", "fl": "id,words"})
         assert data["response"]["docs"] == [{"id": "pages.page.1", "words": 2}]
@@ -86,11 +100,15 @@ def test_sync_schema_adds_and_prunes(standalone_client, solr_standalone, solr_na
     schema.write_configset(conf_dir, [], solr_name)  # system fields only
     standalone_client.create_core(solr_name, solr_name)
     try:
-        standalone_client.schema_update(solr_name, [{"add-field": {
-            "name": "stray", "type": "string", "stored": True}}])
+        standalone_client.schema_update(
+            solr_name, [{"add-field": {"name": "stray", "type": "string", "stored": True}}]
+        )
         applied = schema.sync_schema(standalone_client, solr_name, indexes)
-        verbs = [(verb, body.get("name") or body.get("source")) for c in applied
-                 for verb, body in c.items()]
+        verbs = [
+            (verb, body.get("name") or body.get("source"))
+            for c in applied
+            for verb, body in c.items()
+        ]
         assert ("add-field", "title") in verbs and ("add-copy-field", "body") in verbs
         assert ("delete-field", "stray") not in verbs
         assert schema.sync_schema(standalone_client, solr_name, indexes) == []
@@ -116,7 +134,8 @@ def test_flush_asks_then_deletes(solr_env, standalone_client, solr_name):
 def test_unknown_model_is_a_clear_error(solr_env):
     ok(manage(solr_env, "solr", "--create"))
     assert "No search index for 'pages.Nope'" in fail(
-        manage(solr_env, "solr", "--reindex", "--models", "pages.Nope"))
+        manage(solr_env, "solr", "--reindex", "--models", "pages.Nope")
+    )
 
 
 def test_unreachable_solr_names_the_url_within_the_timeout(example_env):
@@ -154,7 +173,7 @@ def test_swap_under_a_concurrent_query_loop(solr_env, standalone_client, solr_na
         while not stop.is_set() and time.monotonic() < deadline:
             try:
                 seen.append(client.count(solr_name))
-            except BaseException as exc:  # noqa: BLE001 - reported below
+            except BaseException as exc:
                 errors.append(exc)
                 return
         client.close()
@@ -175,13 +194,15 @@ def test_swap_under_a_concurrent_query_loop(solr_env, standalone_client, solr_na
 
 
 @pytest.mark.django_db
-def test_swap_failure_leaves_live_index_and_removes_stray(standalone_client, solr_standalone,
-                                                          solr_name, monkeypatch):
+def test_swap_failure_leaves_live_index_and_removes_stray(
+    standalone_client, solr_standalone, solr_name, monkeypatch
+):
     from pages.models import Page
 
     for i in range(12):
-        Page.objects.create(title=f"Swap {i}", slug=f"swap-{i}", body="swap body",
-                            published=timezone.now())
+        Page.objects.create(
+            title=f"Swap {i}", slug=f"swap-{i}", body="swap body", published=timezone.now()
+        )
     target = indexer.Target(standalone_client, solr_name, configset=solr_name)
     indexes = registry.all()
     indexer.create(target, indexes)
@@ -209,16 +230,21 @@ def test_swap_failure_leaves_live_index_and_removes_stray(standalone_client, sol
 def test_update_since_and_removal_of_deleted_rows(standalone_client, solr_name):
     from pages.models import Page
 
-    pages = [Page.objects.create(title=f"Update {i}", slug=f"update-{i}", body="first",
-                                 published=timezone.now()) for i in range(6)]
+    pages = [
+        Page.objects.create(
+            title=f"Update {i}", slug=f"update-{i}", body="first", published=timezone.now()
+        )
+        for i in range(6)
+    ]
     target = indexer.Target(standalone_client, solr_name, configset=solr_name)
     indexes = registry.all()
     indexer.create(target, indexes)
     indexer.reindex(indexes, target)
     # An old row changed long ago is not re-sent; a fresh change is; a deleted row goes.
     Page.objects.filter(pk=pages[0].pk).update(body="changed", updated=timezone.now())
-    Page.objects.filter(pk=pages[1].pk).update(body="stale", updated=timezone.now()
-                                               - timedelta(days=3))
+    Page.objects.filter(pk=pages[1].pk).update(
+        body="stale", updated=timezone.now() - timedelta(days=3)
+    )
     pages[2].delete()
     results = indexer.update(indexes, target, timedelta(hours=2))
     assert (results[0].indexed, results[0].deleted) == (4, 1)
@@ -232,9 +258,15 @@ def test_update_since_and_removal_of_deleted_rows(standalone_client, solr_name):
 def test_query_api_escapes_filters_paginates(standalone_client, solr_name):
     from pages.models import Page
 
-    made = [Page.objects.create(title=f"Needle {i}" if i % 2 else f"Hay {i}", slug=f"q-{i}",
-                                body="common words here", published=timezone.now())
-            for i in range(9)]
+    made = [
+        Page.objects.create(
+            title=f"Needle {i}" if i % 2 else f"Hay {i}",
+            slug=f"q-{i}",
+            body="common words here",
+            published=timezone.now(),
+        )
+        for i in range(9)
+    ]
     target = indexer.Target(standalone_client, solr_name, configset=solr_name)
     indexer.create(target, registry.all())
     indexer.reindex(registry.all(), target)
@@ -245,8 +277,18 @@ def test_query_api_escapes_filters_paginates(standalone_client, solr_name):
     assert search("", **kw).total == 9
     assert search("needle", filters={"slug": made[1].slug}, **kw).total == 1
     # Query syntax typed by a user is searched for, not obeyed (and never a Solr error).
-    hostile = {"*:*": 0, "title:hay OR *:*": 0, '"unclosed': 0, "needle)": 4, "(needle": 4,
-               "AND": 0, "a\\": 0, "-needle": 4, "needle^9 -common": 0, "{!lucene}x": 0}
+    hostile = {
+        "*:*": 0,
+        "title:hay OR *:*": 0,
+        '"unclosed': 0,
+        "needle)": 4,
+        "(needle": 4,
+        "AND": 0,
+        "a\\": 0,
+        "-needle": 4,
+        "needle^9 -common": 0,
+        "{!lucene}x": 0,
+    }
     for text, expected in hostile.items():
         assert search(text, **kw).total == expected, text
     standalone_client.unload_core(solr_name)
@@ -256,8 +298,9 @@ def test_query_api_escapes_filters_paginates(standalone_client, solr_name):
 def test_search_page(client, standalone_client, solr_standalone, solr_name):
     from pages.models import Page
 
-    Page.objects.create(title="Solr searching <b>", slug="s-1", body="findme",
-                        published=timezone.now())
+    Page.objects.create(
+        title="Solr searching <b>", slug="s-1", body="findme", published=timezone.now()
+    )
     Page.objects.create(title="Other", slug="s-2", body="nothing", published=timezone.now())
     target = indexer.Target(standalone_client, solr_name, configset=solr_name)
     indexer.create(target, registry.all())
@@ -270,37 +313,37 @@ def test_search_page(client, standalone_client, solr_standalone, solr_name):
         assert "1 result for" in html and "Solr searching &lt;b&gt;" in html
         assert "Other" not in html
         assert "Nothing found" in client.get("/search/", {"q": "absent"}).content.decode()
-    with override_settings(DEVCOMMANDS={"SOLR_URL": "http://127.0.0.1:9/solr",
-                                        "SOLR_TIMEOUT": 2}):
+    with override_settings(DEVCOMMANDS={"SOLR_URL": "http://127.0.0.1:9/solr", "SOLR_TIMEOUT": 2}):
         down = client.get("/search/", {"q": "findme"})
         assert down.status_code == 503 and "unreachable" in down.content.decode()
     standalone_client.unload_core(solr_name)
 
 
 @pytest.mark.django_db(transaction=True)
-def test_signals_batch_per_transaction_and_survive_solr_down(standalone_client,
-                                                             solr_standalone, solr_name):
+def test_signals_batch_per_transaction_and_survive_solr_down(
+    standalone_client, solr_standalone, solr_name
+):
     from django.db import transaction
+    from pages.models import Page
 
     from django_devcommands.solr import signals
-    from pages.models import Page
 
     target = indexer.Target(standalone_client, solr_name, configset=solr_name)
     indexer.create(target, registry.all())
-    settings = {"SOLR_URL": solr_standalone.url, "SOLR_COLLECTION": solr_name,
-                "SOLR_SIGNALS": True}
+    settings = {"SOLR_URL": solr_standalone.url, "SOLR_COLLECTION": solr_name, "SOLR_SIGNALS": True}
     with override_settings(DEVCOMMANDS=settings):
         sent = signals.stats["sent"]
         with transaction.atomic():
-            a = Page.objects.create(title="Signal a", slug="sig-a", body="x",
-                                    published=timezone.now())
-            Page.objects.create(title="Signal b", slug="sig-b", body="x",
-                                published=timezone.now())
+            a = Page.objects.create(
+                title="Signal a", slug="sig-a", body="x", published=timezone.now()
+            )
+            Page.objects.create(title="Signal b", slug="sig-b", body="x", published=timezone.now())
             assert signals.stats["sent"] == sent  # nothing before the commit
         assert signals.stats["sent"] == sent + 2
         with pytest.raises(RuntimeError), transaction.atomic():
-            Page.objects.create(title="Rolled back", slug="sig-c", body="x",
-                                published=timezone.now())
+            Page.objects.create(
+                title="Rolled back", slug="sig-c", body="x", published=timezone.now()
+            )
             raise RuntimeError
         a.delete()
         standalone_client.commit(solr_name)
@@ -309,8 +352,7 @@ def test_signals_batch_per_transaction_and_survive_solr_down(standalone_client,
     down = {**settings, "SOLR_URL": "http://127.0.0.1:9/solr", "SOLR_TIMEOUT": 2}
     with override_settings(DEVCOMMANDS=down):
         failures = signals.stats["failures"]
-        Page.objects.create(title="Saved anyway", slug="sig-d", body="x",
-                            published=timezone.now())
+        Page.objects.create(title="Saved anyway", slug="sig-d", body="x", published=timezone.now())
         assert Page.objects.filter(slug="sig-d").exists()
         assert signals.stats["failures"] == failures + 1
     standalone_client.unload_core(solr_name)

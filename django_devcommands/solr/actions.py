@@ -18,8 +18,18 @@ from django_devcommands.solr import indexes as ix
 from django_devcommands.solr.client import SolrClient, from_settings
 from django_devcommands.solr.errors import SolrError
 
-ACTIONS = ("fields", "schema", "sync_schema", "create", "flush", "reindex", "update", "start",
-           "stop", "status")
+ACTIONS = (
+    "fields",
+    "schema",
+    "sync_schema",
+    "create",
+    "flush",
+    "reindex",
+    "update",
+    "start",
+    "stop",
+    "status",
+)
 
 
 @dataclass
@@ -60,8 +70,12 @@ class _Null:
 def _target(client: SolrClient | None = None) -> indexer.Target:
     client = client or from_settings()
     return indexer.Target(
-        client=client, collection=conf.SOLR_COLLECTION, cloud=conf.SOLR_MODE == "cloud",
-        configset=conf.SOLR_CONFIGSET, shards=conf.SOLR_SHARDS, replicas=conf.SOLR_REPLICAS,
+        client=client,
+        collection=conf.SOLR_COLLECTION,
+        cloud=conf.SOLR_MODE == "cloud",
+        configset=conf.SOLR_CONFIGSET,
+        shards=conf.SOLR_SHARDS,
+        replicas=conf.SOLR_REPLICAS,
     )
 
 
@@ -70,8 +84,10 @@ def _checked_target() -> indexer.Target:
     target = _target()
     if not indexer.exists(target):
         kind = "collection or alias" if target.cloud else "core"
-        raise SolrError(f"Solr at {target.client.base_url} has no {kind} "
-                        f"{target.collection!r}: create it with `manage.py solr --create`.")
+        raise SolrError(
+            f"Solr at {target.client.base_url} has no {kind} "
+            f"{target.collection!r}: create it with `manage.py solr --create`."
+        )
     return target
 
 
@@ -93,14 +109,17 @@ def do_schema(req: Request, out: TextIO, err: TextIO) -> None:
         out.write(schema.managed_schema_xml(schema.plan(indexes), conf.SOLR_CONFIGSET))
         return
     written = schema.write_configset(req.path, indexes, conf.SOLR_CONFIGSET)
-    out.write(f"Wrote the Solr 9 configset {conf.SOLR_CONFIGSET!r} to {Path(req.path)}: "
-              f"{', '.join(p.name for p in written)}\n")
+    out.write(
+        f"Wrote the Solr 9 configset {conf.SOLR_CONFIGSET!r} to {Path(req.path)}: "
+        f"{', '.join(p.name for p in written)}\n"
+    )
 
 
 def do_sync_schema(req: Request, out: TextIO, err: TextIO) -> None:
     target = _checked_target()
-    applied = schema.sync_schema(target.client, target.collection, ix.registry.all(),
-                                 prune=req.prune)
+    applied = schema.sync_schema(
+        target.client, target.collection, ix.registry.all(), prune=req.prune
+    )
     if not applied:
         out.write(f"The schema of {target.collection!r} is up to date.\n")
         return
@@ -123,10 +142,13 @@ def do_create(req: Request, out: TextIO, err: TextIO) -> None:
 def do_flush(req: Request, out: TextIO, err: TextIO) -> None:
     target = _checked_target()
     chosen = ix.registry.for_labels(req.models) if req.models else None
-    what = ("the documents of " + ", ".join(i.label() for i in chosen) if chosen
-            else "every document")
-    if not req.confirm(f"This deletes {what} in {target.collection!r} at "
-                       f"{target.client.base_url}. Are you sure? [y/N] "):
+    what = (
+        "the documents of " + ", ".join(i.label() for i in chosen) if chosen else "every document"
+    )
+    if not req.confirm(
+        f"This deletes {what} in {target.collection!r} at "
+        f"{target.client.base_url}. Are you sure? [y/N] "
+    ):
         raise SolrError("Flush cancelled.")
     indexer.flush(chosen, target)
     out.write(f"Deleted {what} in {target.collection!r}.\n")
@@ -135,8 +157,9 @@ def do_flush(req: Request, out: TextIO, err: TextIO) -> None:
 def _report(results: Sequence[indexer.Result], out: TextIO) -> None:
     for r in results:
         gone = f", {r.deleted} removed" if r.deleted else ""
-        out.write(f"{r.label}: {r.indexed} indexed{gone} in {r.seconds:.1f}s "
-                  f"({r.rate:,.0f} docs/s)\n")
+        out.write(
+            f"{r.label}: {r.indexed} indexed{gone} in {r.seconds:.1f}s ({r.rate:,.0f} docs/s)\n"
+        )
 
 
 def do_reindex(req: Request, out: TextIO, err: TextIO) -> None:
@@ -146,7 +169,7 @@ def do_reindex(req: Request, out: TextIO, err: TextIO) -> None:
     if req.swap:
         if req.models:
             raise SolrError("--swap rebuilds the whole index: leave out --models.")
-        results, fresh = indexer.swap_reindex(chosen, target, batch_size=batch, stream=out)
+        results, _fresh = indexer.swap_reindex(chosen, target, batch_size=batch, stream=out)
         _report(results, out)
         out.write(f"Swapped: {target.collection!r} now serves the new index.\n")
         return
@@ -157,13 +180,19 @@ def do_update(req: Request, out: TextIO, err: TextIO) -> None:
     try:
         since = indexer.parse_since(req.since or "")
     except ValueError:
-        raise SolrError(f"--since takes a duration such as 90s, 15m, 2h, 3d or 1w, "
-                        f"not {req.since!r}.") from None
+        raise SolrError(
+            f"--since takes a duration such as 90s, 15m, 2h, 3d or 1w, not {req.since!r}."
+        ) from None
     target = _checked_target()
-    chosen = [i for i in ix.registry.for_labels(req.models)
-              if req.models or i.updated_field is not None]
-    _report(indexer.update(chosen, target, since, batch_size=req.batch_size or
-                           conf.SOLR_BATCH_SIZE, stream=out), out)
+    chosen = [
+        i for i in ix.registry.for_labels(req.models) if req.models or i.updated_field is not None
+    ]
+    _report(
+        indexer.update(
+            chosen, target, since, batch_size=req.batch_size or conf.SOLR_BATCH_SIZE, stream=out
+        ),
+        out,
+    )
 
 
 # -- a local Solr -------------------------------------------------------------------------
@@ -182,17 +211,29 @@ def do_start(req: Request, out: TextIO, err: TextIO) -> None:
         return
     already = local.running(mode, conf.SOLR_LOCAL_DIR)
     if already is not None:
-        out.write(f"A local Solr ({mode}) is already running at {already.url} "
-                  f"(pid {already.pid}).\n")
+        out.write(
+            f"A local Solr ({mode}) is already running at {already.url} (pid {already.pid}).\n"
+        )
         return
-    solr = local.start(mode, port=req.port, nodes=req.nodes, version=conf.SOLR_VERSION,
-                       local_dir=conf.SOLR_LOCAL_DIR, detach=True,
-                       heap="768m" if mode == "cloud" else "512m", log=err)
-    out.write(f"Solr {conf.SOLR_VERSION} ({mode}) is running at {' '.join(solr.urls)} "
-              f"(pid {solr.pid}; log {solr.log}).\n")
+    solr = local.start(
+        mode,
+        port=req.port,
+        nodes=req.nodes,
+        version=conf.SOLR_VERSION,
+        local_dir=conf.SOLR_LOCAL_DIR,
+        detach=True,
+        heap="768m" if mode == "cloud" else "512m",
+        log=err,
+    )
+    out.write(
+        f"Solr {conf.SOLR_VERSION} ({mode}) is running at {' '.join(solr.urls)} "
+        f"(pid {solr.pid}; log {solr.log}).\n"
+    )
     if conf.SOLR_URL and conf.SOLR_URL not in solr.urls:
-        out.write(f"Note: DEVCOMMANDS['SOLR_URL'] is {conf.SOLR_URL}; leave it unset to use "
-                  "this local Solr.\n")
+        out.write(
+            f"Note: DEVCOMMANDS['SOLR_URL'] is {conf.SOLR_URL}; leave it unset to use "
+            "this local Solr.\n"
+        )
 
 
 def do_stop(req: Request, out: TextIO, err: TextIO) -> None:

@@ -16,8 +16,10 @@ class SolrUnreachable(SolrError):
 
     def __init__(self, url: str, timeout: float, cause: BaseException | None = None) -> None:
         why = f" ({type(cause).__name__})" if cause is not None else ""
-        super().__init__(f"Solr is unreachable at {url} within {timeout:g}s{why}. "
-                         "Start it (manage.py solr --start) or set DEVCOMMANDS['SOLR_URL'].")
+        super().__init__(
+            f"Solr is unreachable at {url} within {timeout:g}s{why}. "
+            "Start it (manage.py solr --start) or set DEVCOMMANDS['SOLR_URL']."
+        )
         self.url = url
 
 

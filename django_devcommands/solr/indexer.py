@@ -32,6 +32,9 @@ from django_devcommands.solr.errors import SolrError, SolrNotFound
 
 logger = logging.getLogger("django_devcommands.solr")
 
+#: Seconds searches routed to the old collection get to finish after an alias switch.
+DRAIN_SECONDS = 2.0
+
 
 @dataclass
 class Target:
@@ -82,8 +85,9 @@ class Progress:
         width = 30
         filled = int(width * self.done / self.total) if self.total else width
         bar = "#" * filled + "-" * (width - filled)
-        self.stream.write(f"\r{self.label} [{bar}] {self.done}/{self.total} "
-                          f"{rate:,.0f} docs/s ETA {eta:4.0f}s")
+        self.stream.write(
+            f"\r{self.label} [{bar}] {self.done}/{self.total} {rate:,.0f} docs/s ETA {eta:4.0f}s"
+        )
         self.stream.flush()
 
     def finish(self) -> None:
@@ -105,8 +109,9 @@ def _json_default(value: Any) -> Any:
     return str(value)
 
 
-def keyset_batches(queryset: models.QuerySet, batch_size: int,
-                   fields: Sequence[str] | None = None) -> Iterator[list[models.Model]]:
+def keyset_batches(
+    queryset: models.QuerySet, batch_size: int, fields: Sequence[str] | None = None
+) -> Iterator[list[models.Model]]:
     """The rows of ``queryset`` in primary key order, ``batch_size`` at a time, no OFFSET."""
     qs = queryset.order_by("pk")
     if fields:
@@ -137,8 +142,9 @@ def index_rows(
     result = Result(index.label())
     started = time.monotonic()
     progress = Progress(stream, index.label(), qs.count() if stream is not None else 0)
-    dumps = json.JSONEncoder(separators=(",", ":"), default=_json_default,
-                             ensure_ascii=False).encode
+    dumps = json.JSONEncoder(
+        separators=(",", ":"), default=_json_default, ensure_ascii=False
+    ).encode
     for rows in keyset_batches(qs, batch_size, index.load_fields()):
         docs = [index.prepare(obj) for obj in rows]
         target.client.update(target.collection, dumps(docs).encode("utf-8"))
@@ -151,8 +157,14 @@ def index_rows(
     return result
 
 
-def reindex(indexes: Sequence[ix.SearchIndex], target: Target, *, batch_size: int = 1000,
-            stream: TextIO | None = None, clear: bool = True) -> list[Result]:
+def reindex(
+    indexes: Sequence[ix.SearchIndex],
+    target: Target,
+    *,
+    batch_size: int = 1000,
+    stream: TextIO | None = None,
+    clear: bool = True,
+) -> list[Result]:
     """Index every row of ``indexes`` in place: old documents of those models are
     replaced, documents of rows that no longer exist are removed; one commit at the end."""
     results = []
@@ -174,10 +186,17 @@ def solr_ids(index: ix.SearchIndex, target: Target, page: int = 5000) -> Iterato
     """Every ``django_id`` of this model in Solr, by cursor (constant memory on Solr's side)."""
     cursor = "*"
     while True:
-        data = target.client.select(target.collection, {
-            "q": "*:*", "fq": f"{ix.CT_FIELD}:{quote(index.label())}", "fl": ix.PK_FIELD,
-            "rows": page, "sort": f"{ix.ID_FIELD} asc", "cursorMark": cursor,
-        })
+        data = target.client.select(
+            target.collection,
+            {
+                "q": "*:*",
+                "fq": f"{ix.CT_FIELD}:{quote(index.label())}",
+                "fl": ix.PK_FIELD,
+                "rows": page,
+                "sort": f"{ix.ID_FIELD} asc",
+                "cursorMark": cursor,
+            },
+        )
         for doc in data["response"]["docs"]:
             yield doc[ix.PK_FIELD]
         nxt = data.get("nextCursorMark")
@@ -197,8 +216,9 @@ def remove_deleted(index: ix.SearchIndex, target: Target, page: int = 5000) -> i
         if not chunk:
             return 0
         values = [pk_field.to_python(v) for v in chunk]
-        alive = {str(v) for v in index.get_queryset().filter(pk__in=values)
-                 .values_list("pk", flat=True)}
+        alive = {
+            str(v) for v in index.get_queryset().filter(pk__in=values).values_list("pk", flat=True)
+        }
         gone = [index.document_id(v) for v in chunk if v not in alive]
         target.client.delete_ids(target.collection, gone)
         chunk.clear()
@@ -224,18 +244,27 @@ def parse_since(text: str) -> datetime.timedelta:
     return datetime.timedelta(seconds=amount * units[text[-1]])
 
 
-def update(indexes: Sequence[ix.SearchIndex], target: Target, since: datetime.timedelta, *,
-           batch_size: int = 1000, stream: TextIO | None = None) -> list[Result]:
+def update(
+    indexes: Sequence[ix.SearchIndex],
+    target: Target,
+    since: datetime.timedelta,
+    *,
+    batch_size: int = 1000,
+    stream: TextIO | None = None,
+) -> list[Result]:
     """Re-send rows changed in the last ``since`` and remove documents of deleted rows."""
     cutoff = timezone.now() - since
     results = []
     for index in indexes:
         if index.updated_field is None:
-            raise SolrError(f"{type(index).__qualname__} has no updated_field, so "
-                            f"{index.label()} cannot be updated incrementally: use --reindex.")
+            raise SolrError(
+                f"{type(index).__qualname__} has no updated_field, so "
+                f"{index.label()} cannot be updated incrementally: use --reindex."
+            )
         qs = index.get_queryset().filter(**{f"{index.updated_field}__gte": cutoff})
-        result = index_rows(index, target, queryset=qs, batch_size=batch_size, stream=stream,
-                            commit=False)
+        result = index_rows(
+            index, target, queryset=qs, batch_size=batch_size, stream=stream, commit=False
+        )
         result.deleted = remove_deleted(index, target)
         results.append(result)
     target.client.commit(target.collection)
@@ -274,31 +303,38 @@ def publish_configset(target: Target, indexes: Sequence[ix.SearchIndex]) -> str:
     Solr); otherwise the configset must already be there.
     """
     if target.cloud:
-        target.client.upload_configset(target.configset,
-                                       schema.configset_zip(indexes, target.configset))
+        target.client.upload_configset(
+            target.configset, schema.configset_zip(indexes, target.configset)
+        )
         return f"configset {target.configset!r} uploaded"
     home = target.client.system_info().get("solr_home")
     if home and Path(home).is_dir():
         conf_dir = Path(home) / "configsets" / target.configset / "conf"
         schema.write_configset(conf_dir, indexes, target.configset)
         return f"configset written to {conf_dir}"
-    return (f"configset {target.configset!r} expected on the server (Solr home {home!r} "
-            "is not on this machine)")
+    return (
+        f"configset {target.configset!r} expected on the server (Solr home {home!r} "
+        "is not on this machine)"
+    )
 
 
 def create(target: Target, indexes: Sequence[ix.SearchIndex]) -> list[str]:
     """Create the core (standalone) or collection plus alias (cloud); returns what was done."""
     done = [publish_configset(target, indexes)]
     if exists(target):
-        raise SolrError(f"{target.collection!r} already exists at {target.client.base_url}; "
-                        "use --sync-schema to update its schema or --reindex --swap to rebuild.")
+        raise SolrError(
+            f"{target.collection!r} already exists at {target.client.base_url}; "
+            "use --sync-schema to update its schema or --reindex --swap to rebuild."
+        )
     client = target.client
     if target.cloud:
         physical = new_name(target.collection)
         client.create_collection(physical, target.configset, target.shards, target.replicas)
         client.create_alias(target.collection, [physical])
-        done.append(f"collection {physical!r} created ({target.shards} shard(s), "
-                    f"{target.replicas} replica(s)), alias {target.collection!r} points to it")
+        done.append(
+            f"collection {physical!r} created ({target.shards} shard(s), "
+            f"{target.replicas} replica(s)), alias {target.collection!r} points to it"
+        )
     else:
         _create_core(client, target.collection, target.configset)
         done.append(f"core {target.collection!r} created")
@@ -310,9 +346,11 @@ def _create_core(client: SolrClient, name: str, configset: str) -> None:
         client.create_core(name, configset)
     except SolrError as exc:
         if "configset" in str(exc).lower() or "config" in str(exc).lower():
-            raise SolrError(f"{exc} -- write the configset with `manage.py solr --schema --path "
-                            f"<solr home>/configsets/{configset}/conf` on the Solr server "
-                            "first.") from None
+            raise SolrError(
+                f"{exc} -- write the configset with `manage.py solr --schema --path "
+                f"<solr home>/configsets/{configset}/conf` on the Solr server "
+                "first."
+            ) from None
         raise
 
 
@@ -332,32 +370,41 @@ def swap_reindex(
     """
     client = target.client
     if not exists(target):
-        raise SolrNotFound(f"{target.collection!r} does not exist at {client.base_url}: "
-                           "create it with `manage.py solr --create` first.")
+        raise SolrNotFound(
+            f"{target.collection!r} does not exist at {client.base_url}: "
+            "create it with `manage.py solr --create` first."
+        )
     publish_configset(target, indexes)
     fresh = new_name(target.collection)
     old_collections: list[str] = []
     if target.cloud:
         aliases = client.aliases()
         if target.collection not in aliases:
-            raise SolrError(f"{target.collection!r} is a collection, not an alias: --swap in "
-                            "SolrCloud re-points an alias. Create the index with "
-                            "`manage.py solr --create` (which makes the alias).")
+            raise SolrError(
+                f"{target.collection!r} is a collection, not an alias: --swap in "
+                "SolrCloud re-points an alias. Create the index with "
+                "`manage.py solr --create` (which makes the alias)."
+            )
         old_collections = aliases[target.collection].split(",")
         client.create_collection(fresh, target.configset, target.shards, target.replicas)
     else:
         _create_core(client, fresh, target.configset)
-    building = Target(client, fresh, target.cloud, target.configset, target.shards,
-                      target.replicas)
+    building = Target(client, fresh, target.cloud, target.configset, target.shards, target.replicas)
     switched = False
     try:
-        results = [index_rows(index, building, batch_size=batch_size, stream=stream,
-                              commit=False) for index in indexes]
+        results = [
+            index_rows(index, building, batch_size=batch_size, stream=stream, commit=False)
+            for index in indexes
+        ]
         client.commit(fresh)
         if on_built is not None:
             on_built(fresh)
         if target.cloud:
             client.create_alias(target.collection, [fresh])
+            # Every node must route the alias to the new collection, and searches already
+            # routed to the old one must finish, before the old one may be deleted.
+            client.wait_for_alias(target.collection, [fresh])
+            time.sleep(DRAIN_SECONDS)
         else:
             client.swap_cores(target.collection, fresh)
         switched = True
@@ -366,7 +413,7 @@ def swap_reindex(
         # (standalone) or the old collections (cloud) now hold the previous index.
         try:
             if target.cloud:
-                for name in (old_collections if switched else [fresh]):
+                for name in old_collections if switched else [fresh]:
                     client.delete_collection(name)
             else:
                 client.unload_core(fresh, delete=True)

@@ -83,7 +83,9 @@ class Field:
         self.required = required
         self.analyzer = dict(analyzer) if analyzer else None
         if self.analyzer is not None and self.kind != "text":
-            raise IndexDefinitionError(f"analyzer= is for TextField only, not {type(self).__name__}")
+            raise IndexDefinitionError(
+                f"analyzer= is for TextField only, not {type(self).__name__}"
+            )
 
     def __set_name__(self, owner: type, name: str) -> None:
         self.name = name
@@ -187,8 +189,16 @@ def format_date(value: Any) -> str:
 
 FIELD_CLASSES: dict[str, type[Field]] = {
     cls.kind: cls
-    for cls in (TextField, StringField, IntField, LongField, FloatField, DoubleField,
-                BooleanField, DateField)
+    for cls in (
+        TextField,
+        StringField,
+        IntField,
+        LongField,
+        FloatField,
+        DoubleField,
+        BooleanField,
+        DateField,
+    )
 }
 
 
@@ -314,16 +324,15 @@ class Registry:
 
     def register(self, index_class: type[SearchIndex]) -> type[SearchIndex]:
         """Register an index class (usable as a decorator); one index per model."""
-        model = getattr(index_class, "model", None)
+        model: Any = getattr(index_class, "model", None)
         if model is None or not (isinstance(model, type) and issubclass(model, models.Model)):
-            raise IndexDefinitionError(
-                f"{index_class.__module__}.{index_class.__qualname__} must set model = <a Django model>."
-            )
+            name = f"{index_class.__module__}.{index_class.__qualname__}"
+            raise IndexDefinitionError(f"{name} must set model = <a Django model>.")
         with self._lock:
             existing = self._indexes.get(model)
             if existing is not None and type(existing) is not index_class:
                 raise AlreadyRegistered(
-                    f"{model._meta.label} is indexed twice: by "
+                    f"{index_class.label()} is indexed twice: by "
                     f"{type(existing).__module__}.{type(existing).__qualname__} and by "
                     f"{index_class.__module__}.{index_class.__qualname__}."
                 )
@@ -370,7 +379,9 @@ class Registry:
             index = by_label.get(label.lower())
             if index is None:
                 known = ", ".join(by_label) or "none"
-                raise IndexDefinitionError(f"No search index for {label!r} (indexed models: {known}).")
+                raise IndexDefinitionError(
+                    f"No search index for {label!r} (indexed models: {known})."
+                )
             if index not in chosen:
                 chosen.append(index)
         return chosen
@@ -396,25 +407,37 @@ class Registry:
             model_fields |= {f.attname for f in index.model._meta.concrete_fields}
             for fname, field in index.fields.items():
                 if fname in RESERVED or fname.startswith("_"):
-                    found.append(Problem(
-                        name, f"field {fname!r} uses a reserved name.",
-                        f"Rename it; reserved: {', '.join(sorted(RESERVED))}.",
-                    ))
+                    found.append(
+                        Problem(
+                            name,
+                            f"field {fname!r} uses a reserved name.",
+                            f"Rename it; reserved: {', '.join(sorted(RESERVED))}.",
+                        )
+                    )
                 root = field.attr.split(".")[0]
-                if (not hasattr(index, f"prepare_{fname}") and root not in model_fields
-                        and not hasattr(index.model, root)):
-                    found.append(Problem(
-                        name, f"field {fname!r} reads {field.attr!r}, which "
-                        f"{index.model._meta.label} does not have.",
-                        f"Set model_attr= or add a prepare_{fname}(self, obj) method.",
-                    ))
+                if (
+                    not hasattr(index, f"prepare_{fname}")
+                    and root not in model_fields
+                    and not hasattr(index.model, root)
+                ):
+                    found.append(
+                        Problem(
+                            name,
+                            f"field {fname!r} reads {field.attr!r}, which "
+                            f"{index.model._meta.label} does not have.",
+                            f"Set model_attr= or add a prepare_{fname}(self, obj) method.",
+                        )
+                    )
                 other = seen.get(fname)
                 if other is not None and other[1].type_name != field.type_name:
-                    found.append(Problem(
-                        name, f"field {fname!r} is {field.type_name} here but "
-                        f"{other[1].type_name} in {other[0]}.",
-                        "One Solr field has one type: rename one of them.",
-                    ))
+                    found.append(
+                        Problem(
+                            name,
+                            f"field {fname!r} is {field.type_name} here but "
+                            f"{other[1].type_name} in {other[0]}.",
+                            "One Solr field has one type: rename one of them.",
+                        )
+                    )
                 seen.setdefault(fname, (name, field))
             if index.updated_field is not None:
                 try:
@@ -422,11 +445,14 @@ class Registry:
                 except Exception:
                     mfield = None
                 if not isinstance(mfield, (models.DateTimeField, models.DateField)):
-                    found.append(Problem(
-                        name, f"updated_field {index.updated_field!r} is not a date/time "
-                        f"field of {index.model._meta.label}.",
-                        "Name a DateTimeField set on every save (auto_now=True), or None.",
-                    ))
+                    found.append(
+                        Problem(
+                            name,
+                            f"updated_field {index.updated_field!r} is not a date/time "
+                            f"field of {index.model._meta.label}.",
+                            "Name a DateTimeField set on every save (auto_now=True), or None.",
+                        )
+                    )
         return found
 
 

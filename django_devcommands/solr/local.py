@@ -50,19 +50,27 @@ def _tool(name: str) -> str:
 
 
 def _java_source() -> str:
-    return resources.files("django_devcommands.solr").joinpath(
-        f"java/{LAUNCHER}.java").read_text(encoding="utf-8")
+    return (
+        resources.files("django_devcommands.solr")
+        .joinpath(f"java/{LAUNCHER}.java")
+        .read_text(encoding="utf-8")
+    )
 
 
 def _pom(version: str) -> str:
-    text = resources.files("django_devcommands.solr").joinpath("java/pom.xml").read_text(
-        encoding="utf-8")
-    return text.replace("<solr.version>9.10.1</solr.version>",
-                        f"<solr.version>{version}</solr.version>")
+    text = (
+        resources.files("django_devcommands.solr")
+        .joinpath("java/pom.xml")
+        .read_text(encoding="utf-8")
+    )
+    return text.replace(
+        "<solr.version>9.10.1</solr.version>", f"<solr.version>{version}</solr.version>"
+    )
 
 
-def classpath(version: str, local_dir: str | None = None, log: TextIO | None = None,
-              timeout: float = 900) -> str:
+def classpath(
+    version: str, local_dir: str | None = None, log: TextIO | None = None, timeout: float = 900
+) -> str:
     """The Java classpath of Solr ``version``, resolved by Maven on first use, then cached."""
     home = cache_dir(local_dir) / f"launcher-{version}"
     cp_file = home / "classpath.txt"
@@ -74,14 +82,26 @@ def classpath(version: str, local_dir: str | None = None, log: TextIO | None = N
     home.mkdir(parents=True, exist_ok=True)
     (home / "pom.xml").write_text(_pom(version), encoding="utf-8")
     if log is not None:
-        log.write(f"Resolving Solr {version} from Maven Central into the Maven cache "
-                  "(first use only)...\n")
+        log.write(
+            f"Resolving Solr {version} from Maven Central into the Maven cache "
+            "(first use only)...\n"
+        )
         log.flush()
     try:
         done = subprocess.run(
-            [mvn, "-q", "-B", "-f", str(home / "pom.xml"), "dependency:build-classpath",
-             f"-Dmdep.outputFile={cp_file}"],
-            capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL,
+            [
+                mvn,
+                "-q",
+                "-B",
+                "-f",
+                str(home / "pom.xml"),
+                "dependency:build-classpath",
+                f"-Dmdep.outputFile={cp_file}",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            stdin=subprocess.DEVNULL,
         )
     except subprocess.TimeoutExpired:
         raise LocalSolrError(f"Maven did not resolve Solr {version} within {timeout:g}s.") from None
@@ -104,8 +124,12 @@ def compiled_launcher(version: str, cp: str, local_dir: str | None = None) -> Pa
     src = src_dir / f"{LAUNCHER}.java"
     src.write_text(source, encoding="utf-8")
     tmp = out.with_name(out.name + f".tmp{os.getpid()}")
-    done = subprocess.run([javac, "-nowarn", "-d", str(tmp), "-cp", cp, str(src)],
-                          capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [javac, "-nowarn", "-d", str(tmp), "-cp", cp, str(src)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     if done.returncode != 0:
         raise LocalSolrError("Could not compile the Solr launcher: " + done.stderr[-500:])
     try:
@@ -200,16 +224,28 @@ def start(
     log_path = root / "solr.log"
     args = [mode, str(root), str(port) if mode == "standalone" else str(nodes)]
     command = [
-        java, f"-Xmx{heap}", "-XX:+UseSerialGC", "-Xss1m", "-Djava.awt.headless=true",
+        java,
+        f"-Xmx{heap}",
+        "-XX:+UseSerialGC",
+        "-Xss1m",
+        "-Djava.awt.headless=true",
         f"-Ddevcommands.stdinWatch={'false' if detach else 'true'}",
-        "-Dsolr.log.muteconsole=true", "-Dlog4j2.level=WARN", "-Dsolr.disable.shardsWhitelist=true",
-        "-cp", os.pathsep.join([str(classes), cp]), LAUNCHER, *args,
+        "-Dsolr.log.muteconsole=true",
+        "-Dlog4j2.level=WARN",
+        "-Dsolr.disable.shardsWhitelist=true",
+        "-cp",
+        os.pathsep.join([str(classes), cp]),
+        LAUNCHER,
+        *args,
     ]
     with open(out_path, "wb") as out, open(log_path, "ab") as err:
         proc = subprocess.Popen(
-            command, stdout=out, stderr=err,
+            command,
+            stdout=out,
+            stderr=err,
             stdin=subprocess.DEVNULL if detach else subprocess.PIPE,
-            start_new_session=detach, cwd=str(root),
+            start_new_session=detach,
+            cwd=str(root),
         )
     urls: list[str] = []
     zk: str | None = None
@@ -225,15 +261,19 @@ def start(
             break
         if proc.poll() is not None:
             tail = log_path.read_text(errors="replace").strip().splitlines()[-5:]
-            raise LocalSolrError(f"The local Solr exited with status {proc.returncode} while "
-                                 f"starting; log {log_path}: " + " | ".join(tail))
+            raise LocalSolrError(
+                f"The local Solr exited with status {proc.returncode} while "
+                f"starting; log {log_path}: " + " | ".join(tail)
+            )
         if time.monotonic() > deadline:
             _terminate(proc.pid, 10)
-            raise LocalSolrError(f"The local Solr did not start within {timeout:g}s; "
-                                 f"log {log_path}.")
+            raise LocalSolrError(
+                f"The local Solr did not start within {timeout:g}s; log {log_path}."
+            )
         time.sleep(0.1)
-    solr = LocalSolr(mode=mode, pid=proc.pid, urls=urls, home=str(root), zk_host=zk,
-                     log=str(log_path))
+    solr = LocalSolr(
+        mode=mode, pid=proc.pid, urls=urls, home=str(root), zk_host=zk, log=str(log_path)
+    )
     solr._popen = proc  # type: ignore[attr-defined]  # keeps the stdin pipe open
     if detach:
         path = state_file(mode, local_dir)
@@ -275,27 +315,38 @@ def installed_command(install: str) -> str:
     return str(script)
 
 
-def start_installed(install: str, mode: str, port: int, home: Path,
-                    timeout: float = 180) -> str:
+def start_installed(install: str, mode: str, port: int, home: Path, timeout: float = 180) -> str:
     """``bin/solr start`` (``-c`` for cloud) on 127.0.0.1; returns the base URL."""
     home.mkdir(parents=True, exist_ok=True)
     if not (home / "solr.xml").exists():
         shutil.copy(Path(install) / "server" / "solr" / "solr.xml", home / "solr.xml")
     port = port or 8983
-    args = [installed_command(install), "start", "-p", str(port), "--solr-home", str(home),
-            "-Dsolr.jetty.host=127.0.0.1"]
+    args = [
+        installed_command(install),
+        "start",
+        "-p",
+        str(port),
+        "--solr-home",
+        str(home),
+        "-Dsolr.jetty.host=127.0.0.1",
+    ]
     if mode == "cloud":
         args.insert(2, "-c")
-    done = subprocess.run(args, capture_output=True, text=True, timeout=timeout,
-                          stdin=subprocess.DEVNULL)
+    done = subprocess.run(
+        args, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL
+    )
     if done.returncode != 0:
         raise LocalSolrError("bin/solr start failed: " + (done.stdout + done.stderr)[-400:])
     return f"http://127.0.0.1:{port}/solr"
 
 
 def stop_installed(install: str, port: int, timeout: float = 60) -> None:
-    done = subprocess.run([installed_command(install), "stop", "-p", str(port or 8983)],
-                          capture_output=True, text=True, timeout=timeout,
-                          stdin=subprocess.DEVNULL)
+    done = subprocess.run(
+        [installed_command(install), "stop", "-p", str(port or 8983)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+    )
     if done.returncode != 0:
         raise LocalSolrError("bin/solr stop failed: " + (done.stdout + done.stderr)[-400:])

@@ -38,8 +38,12 @@ _TEXT_GENERAL = {
         "tokenizer": {"name": "standard"},
         "filters": [
             {"name": "stop", "ignoreCase": "true", "words": "stopwords.txt"},
-            {"name": "synonymGraph", "synonyms": "synonyms.txt", "ignoreCase": "true",
-             "expand": "true"},
+            {
+                "name": "synonymGraph",
+                "synonyms": "synonyms.txt",
+                "ignoreCase": "true",
+                "expand": "true",
+            },
             {"name": "lowercase"},
         ],
     },
@@ -47,8 +51,12 @@ _TEXT_GENERAL = {
 
 #: The field types the schema defines, as the Schema API spells them.
 FIELD_TYPES: dict[str, dict[str, Any]] = {
-    "string": {"name": "string", "class": "solr.StrField", "sortMissingLast": "true",
-               "docValues": "true"},
+    "string": {
+        "name": "string",
+        "class": "solr.StrField",
+        "sortMissingLast": "true",
+        "docValues": "true",
+    },
     "boolean": {"name": "boolean", "class": "solr.BoolField", "sortMissingLast": "true"},
     "pint": {"name": "pint", "class": "solr.IntPointField", "docValues": "true"},
     "plong": {"name": "plong", "class": "solr.LongPointField", "docValues": "true"},
@@ -60,16 +68,30 @@ FIELD_TYPES: dict[str, dict[str, Any]] = {
 
 #: Fields every document has, whatever the indexes declare.
 SYSTEM_FIELDS: list[dict[str, Any]] = [
-    {"name": ix.ID_FIELD, "type": "string", "indexed": True, "stored": True, "required": True,
-     "multiValued": False},
+    {
+        "name": ix.ID_FIELD,
+        "type": "string",
+        "indexed": True,
+        "stored": True,
+        "required": True,
+        "multiValued": False,
+    },
     {"name": ix.CT_FIELD, "type": "string", "indexed": True, "stored": True, "multiValued": False},
     {"name": ix.PK_FIELD, "type": "string", "indexed": True, "stored": True, "multiValued": False},
-    {"name": ix.TEXT_FIELD, "type": "text_general", "indexed": True, "stored": False,
-     "multiValued": True},
+    {
+        "name": ix.TEXT_FIELD,
+        "type": "text_general",
+        "indexed": True,
+        "stored": False,
+        "multiValued": True,
+    },
     {"name": ix.VERSION_FIELD, "type": "plong", "indexed": False, "stored": False},
 ]
-SYSTEM_NAMES = frozenset(f["name"] for f in SYSTEM_FIELDS) | {ix.ROOT_FIELD, "_nest_path_",
-                                                            "_nest_parent_"}
+SYSTEM_NAMES = frozenset(f["name"] for f in SYSTEM_FIELDS) | {
+    ix.ROOT_FIELD,
+    "_nest_path_",
+    "_nest_parent_",
+}
 
 STOPWORDS = "# One stop word per line; used by the text_general field type.\n"
 SYNONYMS = "# Synonyms for query-time expansion (Solr synonyms format), e.g.\n# tv, television\n"
@@ -111,8 +133,12 @@ def plan(indexes: Iterable[ix.SearchIndex]) -> SchemaPlan:
             if f.analyzer:
                 result.field_types[f.type_name] = _analyzer_type(f)
             result.fields[name] = {
-                "name": name, "type": f.type_name, "indexed": f.indexed, "stored": f.stored,
-                "multiValued": f.multi_valued, "required": f.required,
+                "name": name,
+                "type": f.type_name,
+                "indexed": f.indexed,
+                "stored": f.stored,
+                "multiValued": f.multi_valued,
+                "required": f.required,
             }
             if f.copy_to_text and (name, ix.TEXT_FIELD) not in result.copy_fields:
                 result.copy_fields.append((name, ix.TEXT_FIELD))
@@ -156,7 +182,7 @@ def managed_schema_xml(schema: SchemaPlan, name: str = "devcommands") -> str:
         '<?xml version="1.0" encoding="UTF-8"?>',
         "<!-- Written by django-devcommands (manage.py solr, schema action) from the project's",
         "     search indexes. Change the indexes and write it again rather than editing it. -->",
-        f"<schema name={quoteattr(name)} version=\"1.7\">",
+        f'<schema name={quoteattr(name)} version="1.7">',
         f"  <uniqueKey>{ix.ID_FIELD}</uniqueKey>",
         "",
     ]
@@ -233,8 +259,9 @@ def configset_files(indexes: Iterable[ix.SearchIndex], name: str = "devcommands"
     }
 
 
-def write_configset(path: str | Path, indexes: Iterable[ix.SearchIndex],
-                    name: str = "devcommands") -> list[Path]:
+def write_configset(
+    path: str | Path, indexes: Iterable[ix.SearchIndex], name: str = "devcommands"
+) -> list[Path]:
     """Write the configset's files into ``path`` (created if needed); returns their paths."""
     target = Path(path)
     target.mkdir(parents=True, exist_ok=True)
@@ -279,14 +306,16 @@ def _norm(value: Any) -> Any:
     return value
 
 
-def schema_changes(client: SolrClient, collection: str, indexes: Iterable[ix.SearchIndex],
-                   prune: bool = False) -> list[dict[str, Any]]:
+def schema_changes(
+    client: SolrClient, collection: str, indexes: Iterable[ix.SearchIndex], prune: bool = False
+) -> list[dict[str, Any]]:
     """The Schema API commands that make the live schema match the indexes (maybe none)."""
     wanted = plan(indexes)
-    live_types = {ft["name"]: ft for ft in client.schema_get(collection, "fieldtypes")["fieldTypes"]}
+    live_types = {
+        ft["name"]: ft for ft in client.schema_get(collection, "fieldtypes")["fieldTypes"]
+    }
     live_fields = {
-        f["name"]: f
-        for f in client.schema_get(collection, "fields", showDefaults="true")["fields"]
+        f["name"]: f for f in client.schema_get(collection, "fields", showDefaults="true")["fields"]
     }
     live_copies = {
         (c["source"], c["dest"]) for c in client.schema_get(collection, "copyfields")["copyFields"]
@@ -328,8 +357,9 @@ def _analyzer_differs(live: dict[str, Any], wanted: dict[str, Any]) -> bool:
     return canon(live) != canon(wanted)
 
 
-def sync_schema(client: SolrClient, collection: str, indexes: Iterable[ix.SearchIndex],
-                prune: bool = False) -> list[dict[str, Any]]:
+def sync_schema(
+    client: SolrClient, collection: str, indexes: Iterable[ix.SearchIndex], prune: bool = False
+) -> list[dict[str, Any]]:
     """Apply :func:`schema_changes` in one Schema API request; returns what was applied."""
     commands = schema_changes(client, collection, list(indexes), prune=prune)
     if commands:

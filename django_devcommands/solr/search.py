@@ -108,13 +108,22 @@ def search(
         if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
             raise ValueError(f"not a field name: {name!r}")
         values = value if isinstance(value, (list, tuple, set)) else [value]
-        rendered = [quote(ix.format_date(v) if hasattr(v, "isoformat") else
-                          str(v).lower() if isinstance(v, bool) else v) for v in values]
+        rendered = [
+            quote(
+                ix.format_date(v)
+                if hasattr(v, "isoformat")
+                else str(v).lower()
+                if isinstance(v, bool)
+                else v
+            )
+            for v in values
+        ]
         params.append(("fq", f"{name}:(" + " OR ".join(rendered) + ")"))
     if sort:
         params.append(("sort", sort))
     solr = client or from_settings(retries=0)
     data = solr.select(collection or conf.SOLR_COLLECTION, params)
     response = data["response"]
-    return Results(total=int(response["numFound"]), page=page, per_page=per_page,
-                   hits=list(response["docs"]))
+    return Results(
+        total=int(response["numFound"]), page=page, per_page=per_page, hits=list(response["docs"])
+    )

@@ -86,8 +86,9 @@ def on_save(sender: type[models.Model], instance: models.Model, using: str, **kw
         _queue(using, sender, instance.pk, deleted=False)
 
 
-def on_delete(sender: type[models.Model], instance: models.Model, using: str,
-              **kwargs: Any) -> None:
+def on_delete(
+    sender: type[models.Model], instance: models.Model, using: str, **kwargs: Any
+) -> None:
     if _indexed(sender):
         _queue(using, sender, instance.pk, deleted=True)
 
@@ -124,10 +125,12 @@ def send(batch: _Pending) -> None:
             stats["deleted"] += len(ids)
     except Exception:
         stats["failures"] += 1
-        logger.exception("Could not update the Solr index after a save/delete "
-                         "(%d saved, %d deleted rows); run `manage.py solr --update`.",
-                         sum(map(len, batch.saved.values())),
-                         sum(map(len, batch.deleted.values())))
+        logger.exception(
+            "Could not update the Solr index after a save/delete "
+            "(%d saved, %d deleted rows); run `manage.py solr --update`.",
+            sum(map(len, batch.saved.values())),
+            sum(map(len, batch.deleted.values())),
+        )
 
 
 def connect() -> None:

@@ -14,18 +14,36 @@ from django.core.management.base import BaseCommand, CommandError
 
 ACTION_FLAGS = [
     ("--fields", "fields", "Print the fields and Solr types the schema will create."),
-    ("--schema", "schema", "Write the Solr 9 configset (to --path DIR; without --path, "
-                           "print managed-schema.xml)."),
-    ("--sync-schema", "sync_schema", "Apply the index definitions to the live core/collection "
-                                     "through the Schema API (idempotent)."),
-    ("--create", "create", "Create the core (standalone) or upload the configset and create the "
-                           "collection and its alias (SolrCloud)."),
+    (
+        "--schema",
+        "schema",
+        "Write the Solr 9 configset (to --path DIR; without --path, print managed-schema.xml).",
+    ),
+    (
+        "--sync-schema",
+        "sync_schema",
+        "Apply the index definitions to the live core/collection "
+        "through the Schema API (idempotent).",
+    ),
+    (
+        "--create",
+        "create",
+        "Create the core (standalone) or upload the configset and create the "
+        "collection and its alias (SolrCloud).",
+    ),
     ("--flush", "flush", "Delete all documents (or those of --models); asks unless --noinput."),
-    ("--reindex", "reindex", "Index every row again (with --swap: into a fresh index, then "
-                             "switch atomically)."),
+    (
+        "--reindex",
+        "reindex",
+        "Index every row again (with --swap: into a fresh index, then switch atomically).",
+    ),
     ("--update", "update", "Re-send rows changed within --since and remove deleted rows."),
-    ("--start", "start", "Start a local Solr (installed one when SOLR_INSTALL is set, else "
-                         "assembled from Maven Central)."),
+    (
+        "--start",
+        "start",
+        "Start a local Solr (installed one when SOLR_INSTALL is set, else "
+        "assembled from Maven Central).",
+    ),
     ("--stop", "stop", "Stop the local Solr."),
     ("--status", "status", "Show Solr's version and mode and the document count."),
 ]
@@ -39,24 +57,61 @@ class Command(BaseCommand):
         for flag, dest, text in ACTION_FLAGS:
             group.add_argument(flag, dest="action", action="store_const", const=dest, help=text)
         parser.add_argument("--path", help="Directory --schema writes the configset into.")
-        parser.add_argument("--models", nargs="+", default=[], metavar="app.Model",
-                            help="Only these models (--reindex, --update, --flush).")
-        parser.add_argument("--batch-size", type=int, default=None, metavar="N",
-                            help="Documents per update request (default: SOLR_BATCH_SIZE).")
-        parser.add_argument("--swap", action="store_true",
-                            help="With --reindex: build a fresh index and switch atomically.")
-        parser.add_argument("--prune", action="store_true",
-                            help="With --sync-schema: delete fields the indexes do not declare.")
-        parser.add_argument("--since", default="1d", metavar="DURATION",
-                            help="With --update: how far back (90s, 15m, 2h, 3d, 1w; default 1d).")
-        parser.add_argument("--mode", choices=["standalone", "cloud"], default=None,
-                            help="With --start/--stop: override SOLR_MODE.")
-        parser.add_argument("--port", type=int, default=0,
-                            help="With --start (standalone): port (default: a free one).")
-        parser.add_argument("--nodes", type=int, default=2,
-                            help="With --start --mode cloud: number of Solr nodes (default 2).")
-        parser.add_argument("--noinput", "--no-input", action="store_false", dest="interactive",
-                            help="Do not ask for confirmation (--flush).")
+        parser.add_argument(
+            "--models",
+            nargs="+",
+            default=[],
+            metavar="app.Model",
+            help="Only these models (--reindex, --update, --flush).",
+        )
+        parser.add_argument(
+            "--batch-size",
+            type=int,
+            default=None,
+            metavar="N",
+            help="Documents per update request (default: SOLR_BATCH_SIZE).",
+        )
+        parser.add_argument(
+            "--swap",
+            action="store_true",
+            help="With --reindex: build a fresh index and switch atomically.",
+        )
+        parser.add_argument(
+            "--prune",
+            action="store_true",
+            help="With --sync-schema: delete fields the indexes do not declare.",
+        )
+        parser.add_argument(
+            "--since",
+            default="1d",
+            metavar="DURATION",
+            help="With --update: how far back (90s, 15m, 2h, 3d, 1w; default 1d).",
+        )
+        parser.add_argument(
+            "--mode",
+            choices=["standalone", "cloud"],
+            default=None,
+            help="With --start/--stop: override SOLR_MODE.",
+        )
+        parser.add_argument(
+            "--port",
+            type=int,
+            default=0,
+            help="With --start (standalone): port (default: a free one).",
+        )
+        parser.add_argument(
+            "--nodes",
+            type=int,
+            default=2,
+            help="With --start --mode cloud: number of Solr nodes (default 2).",
+        )
+        parser.add_argument(
+            "--noinput",
+            "--no-input",
+            action="store_false",
+            dest="interactive",
+            help="Do not ask for confirmation (--flush).",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         from django_devcommands.solr import actions
@@ -71,10 +126,17 @@ class Command(BaseCommand):
             raise CommandError("--nodes must be 1 or more.")
         interactive = options["interactive"]
         request = actions.Request(
-            action=options["action"], path=options["path"], models=options["models"],
-            batch_size=options["batch_size"], swap=options["swap"], prune=options["prune"],
-            since=options["since"], mode=options["mode"], port=options["port"],
-            nodes=options["nodes"], verbosity=options["verbosity"],
+            action=options["action"],
+            path=options["path"],
+            models=options["models"],
+            batch_size=options["batch_size"],
+            swap=options["swap"],
+            prune=options["prune"],
+            since=options["since"],
+            mode=options["mode"],
+            port=options["port"],
+            nodes=options["nodes"],
+            verbosity=options["verbosity"],
             confirm=(lambda q: self.confirm(q)) if interactive else (lambda q: True),
         )
         try:
