@@ -251,6 +251,11 @@ def test_update_since_and_removal_of_deleted_rows(standalone_client, solr_name):
     assert standalone_client.count(solr_name) == 5
     assert standalone_client.count(solr_name, "text:changed") == 1
     assert standalone_client.count(solr_name, "text:stale") == 0
+    # A reindex in place also drops the documents of deleted rows.
+    pages[3].delete()
+    results = indexer.reindex(indexes, target, batch_size=2)
+    assert (results[0].indexed, results[0].deleted) == (4, 1)
+    assert standalone_client.count(solr_name) == 4
     standalone_client.unload_core(solr_name)
 
 

@@ -17,7 +17,9 @@ import datetime
 import json
 import logging
 import time
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
@@ -34,6 +36,8 @@ logger = logging.getLogger("django_devcommands.solr")
 
 #: Seconds searches routed to the old collection get to finish after an alias switch.
 DRAIN_SECONDS = 2.0
+#: Threads posting batches while the next one is prepared.
+SENDERS = 2
 
 
 @dataclass
@@ -136,20 +140,43 @@ def index_rows(
     batch_size: int = 1000,
     stream: TextIO | None = None,
     commit: bool = True,
+    senders: int = SENDERS,
 ) -> Result:
-    """Send every row of the index's queryset (or ``queryset``) to ``target``."""
+    """Send every row of the index's queryset (or ``queryset``) to ``target``.
+
+    The database is read and documents are built in this thread (Django connections
+    are per thread) while up to ``senders`` threads post the previous batches, so
+    Solr indexes while Python prepares; at most ``senders`` batches wait in memory.
+    """
     qs = index.get_queryset() if queryset is None else queryset
     result = Result(index.label())
     started = time.monotonic()
-    progress = Progress(stream, index.label(), qs.count() if stream is not None else 0)
+    progress = Progress(stream, index.label(), qs.count() if _isatty(stream) else 0)
     dumps = json.JSONEncoder(
         separators=(",", ":"), default=_json_default, ensure_ascii=False
     ).encode
-    for rows in keyset_batches(qs, batch_size, index.load_fields()):
-        docs = [index.prepare(obj) for obj in rows]
-        target.client.update(target.collection, dumps(docs).encode("utf-8"))
-        result.indexed += len(docs)
-        progress.advance(len(docs))
+    pending: deque[tuple[Future[Any], int]] = deque()
+
+    def settle(limit: int) -> None:
+        while len(pending) > limit:
+            future, count = pending.popleft()
+            future.result()  # re-raises the sender's error here
+            result.indexed += count
+            progress.advance(count)
+
+    with ThreadPoolExecutor(max_workers=max(1, senders), thread_name_prefix="solr-send") as pool:
+        try:
+            for rows in keyset_batches(qs, batch_size, index.load_fields()):
+                body = dumps([index.prepare(obj) for obj in rows]).encode("utf-8")
+                settle(max(1, senders) - 1)
+                pending.append(
+                    (pool.submit(target.client.update, target.collection, body), len(rows))
+                )
+            settle(0)
+        except BaseException:
+            for future, _ in pending:
+                future.cancel()
+            raise
     progress.finish()
     if commit:
         target.client.commit(target.collection)
@@ -169,8 +196,12 @@ def reindex(
     replaced, documents of rows that no longer exist are removed; one commit at the end."""
     results = []
     for index in indexes:
+        # Documents of deleted rows can only be there if the model had documents before.
+        had_docs = clear and target.client.count(
+            target.collection, f"{ix.CT_FIELD}:{quote(index.label())}"
+        )
         result = index_rows(index, target, batch_size=batch_size, stream=stream, commit=False)
-        if clear:
+        if had_docs:
             result.deleted = remove_deleted(index, target)
         results.append(result)
     target.client.commit(target.collection)
