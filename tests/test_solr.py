@@ -388,3 +388,20 @@ def test_start_status_stop_a_local_solr(example_env, tmp_path):
 def test_solr_error_for_a_bad_request(standalone_client):
     with pytest.raises(SolrError, match="HTTP 400"):
         standalone_client.create_core("x y", "no-such-configset")
+
+
+@pytest.mark.pty
+def test_progress_bar_on_a_terminal(solr_env, spawn):
+    ok(manage(solr_env, "solr", "--create"))
+    child = spawn("solr", "--reindex", "--batch-size", "5", env=solr_env, timeout=60)
+    child.expect(r"pages\.page \[#+-*\] \d+/25 +[\d,]+ docs/s ETA +\d+s")
+    child.expect(r"pages\.page: 25 indexed")
+    child.expect(pexpect_eof())
+    child.close()
+    assert child.exitstatus == 0
+
+
+def pexpect_eof():
+    import pexpect
+
+    return pexpect.EOF

@@ -210,7 +210,7 @@ def solrconfig_xml() -> str:
   </schemaFactory>
   <indexConfig>
     <lockType>${{solr.lock.type:native}}</lockType>
-    <ramBufferSizeMB>64</ramBufferSizeMB>
+    <ramBufferSizeMB>100</ramBufferSizeMB>
   </indexConfig>
   <updateHandler class="solr.DirectUpdateHandler2">
     <updateLog>
