@@ -5,7 +5,6 @@ body with copyFields, so Solr does the same work for either tool.
 """
 
 from haystack import indexes
-
 from pages.models import Page
 
 

@@ -288,14 +288,26 @@ class SearchIndex(metaclass=SearchIndexMeta):
             value = list(value.all())
         return value
 
+    def _readers(self) -> list[tuple[str, Field, Any]]:
+        """(name, field, hook or None) per field, looked up once rather than per row."""
+        readers = self.__dict__.get("_readers_cache")
+        if readers is None:
+            readers = [
+                (name, field, getattr(self, f"prepare_{name}", None))
+                for name, field in self.fields.items()
+            ]
+            self.__dict__["_readers_cache"] = readers
+        return readers
+
     def prepare(self, obj: models.Model) -> dict[str, Any]:
         """The Solr document of one row (the ``prepare_<field>`` hooks win)."""
         label = self.label()
         pk = obj.pk
         doc: dict[str, Any] = {ID_FIELD: f"{label}.{pk}", CT_FIELD: label, PK_FIELD: str(pk)}
-        for name, field in self.fields.items():
-            hook = getattr(self, f"prepare_{name}", None)
+        for name, field, hook in self._readers():
             value = hook(obj) if hook is not None else self.read(obj, field)
+            if value is None:
+                continue
             value = field.to_solr(value)
             if value is not None and value != []:
                 doc[name] = value
