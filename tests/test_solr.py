@@ -281,6 +281,10 @@ def test_query_api_escapes_filters_paginates(standalone_client, solr_name):
     assert all(o.title.startswith("Needle") for o in found.objects())
     assert search("", **kw).total == 9
     assert search("needle", filters={"slug": made[1].slug}, **kw).total == 1
+    ordered = search("", sort="slug desc", per_page=2, **kw)
+    assert [o.slug for o in ordered.objects()] == ["q-8", "q-7"]
+    with pytest.raises(ValueError, match="not a sort"):
+        search("", sort="slug desc; {!xmlparser}", **kw)
     # Query syntax typed by a user is searched for, not obeyed (and never a Solr error).
     hostile = {
         "*:*": 0,

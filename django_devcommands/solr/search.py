@@ -27,6 +27,7 @@ from django_devcommands.solr.indexer import quote
 
 _SPECIAL = re.compile(r'([+\-!(){}\[\]^"~*?:\\/&|])')
 _WORDS = {"AND", "OR", "NOT", "TO"}
+_SORT = re.compile(r"\s*[A-Za-z_]\w*\s+(asc|desc)(\s*,\s*[A-Za-z_]\w*\s+(asc|desc))*\s*")
 
 
 def escape(text: str) -> str:
@@ -120,6 +121,8 @@ def search(
         ]
         params.append(("fq", f"{name}:(" + " OR ".join(rendered) + ")"))
     if sort:
+        if not _SORT.fullmatch(sort):
+            raise ValueError(f"not a sort such as 'published desc, id asc': {sort!r}")
         params.append(("sort", sort))
     solr = client or from_settings(retries=0)
     data = solr.select(collection or conf.SOLR_COLLECTION, params)
