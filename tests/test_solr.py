@@ -409,3 +409,45 @@ def pexpect_eof():
     import pexpect
 
     return pexpect.EOF
+
+
+def test_ctrl_c_during_swap_keeps_live_index_and_removes_stray(solr_env, standalone_client,
+                                                               solr_name, tmp_path):
+    """A real SIGINT while --swap is building: one-line error, live index intact, no stray."""
+    import shutil
+    import signal
+    import subprocess
+    import sys
+
+    from tests.conftest import EXAMPLE, MANAGE
+
+    env = {**solr_env, "EXAMPLE_DB": str(tmp_path / "db.sqlite3")}
+    shutil.copy(solr_env["EXAMPLE_DB"], env["EXAMPLE_DB"])
+    ok(manage(env, "load_pages", "--count", "600", "-v0"))
+    ok(manage(env, "solr", "--create"))
+    ok(manage(env, "solr", "--reindex"))
+    live = standalone_client.count(solr_name)
+    assert live == 625
+    proc = subprocess.Popen(
+        [sys.executable, str(MANAGE), "solr", "--reindex", "--swap", "--batch-size", "1"],
+        env=env, cwd=EXAMPLE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:  # wait until the fresh core is being filled
+            fresh = [c for c in standalone_client.core_names() if c.startswith(solr_name + "_")]
+            if fresh:
+                break
+            time.sleep(0.02)
+        assert fresh, "the swap never created its fresh core"
+        time.sleep(0.3)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode != 0 and "Swapped" not in out
+    assert "Interrupted; the live index is untouched" in err and "Traceback" not in err
+    assert standalone_client.count(solr_name) == live
+    assert [c for c in standalone_client.core_names() if c.startswith(solr_name)] == [solr_name]
