@@ -451,3 +451,11 @@ def test_ctrl_c_during_swap_keeps_live_index_and_removes_stray(solr_env, standal
     assert "Interrupted; the live index is untouched" in err and "Traceback" not in err
     assert standalone_client.count(solr_name) == live
     assert [c for c in standalone_client.core_names() if c.startswith(solr_name)] == [solr_name]
+
+
+def test_update_command_reports_changed_rows(solr_env, standalone_client, solr_name):
+    ok(manage(solr_env, "solr", "--create"))
+    ok(manage(solr_env, "solr", "--reindex"))
+    # Every page of the example was saved just now: all 25 are within the last hour.
+    assert "pages.page: 25 indexed" in ok(manage(solr_env, "solr", "--update", "--since", "1h"))
+    assert standalone_client.count(solr_name) == 25

@@ -187,6 +187,11 @@ def do_update(req: Request, out: TextIO, err: TextIO) -> None:
     chosen = [
         i for i in ix.registry.for_labels(req.models) if req.models or i.updated_field is not None
     ]
+    if not chosen:
+        raise SolrError(
+            "No search index sets updated_field, so none can be updated "
+            "incrementally: use --reindex."
+        )
     _report(
         indexer.update(
             chosen, target, since, batch_size=req.batch_size or conf.SOLR_BATCH_SIZE, stream=out
