@@ -274,3 +274,70 @@ def test_keyset_batches_walk_by_pk_without_offset():
 def test_json_default_handles_dates():
     body = json.dumps({"d": timezone.now()}, default=indexer._json_default)
     assert body.endswith('Z"}')
+
+
+class _Flaky:
+    """A real HTTP server on 127.0.0.1 answering 503 ``failures`` times, then JSON 200."""
+
+    def __init__(self, failures: int) -> None:
+        import http.server
+        import threading
+
+        self.failures = failures
+        self.requests: list[str] = []
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                self.rfile.read(length)
+                outer.requests.append(self.path)
+                if len(outer.requests) <= outer.failures:
+                    self.send_response(503)
+                    self.end_headers()
+                    self.wfile.write(b"busy")
+                    return
+                body = b'{"responseHeader":{"status":0}}'
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/solr"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(timeout=5)
+
+
+@pytest.mark.parametrize(("failures", "succeeds"), [(0, True), (2, True), (3, True), (4, False)])
+def test_updates_retry_transient_errors_with_backoff(failures, succeeds):
+    from django_devcommands.solr.client import SolrClient
+    from django_devcommands.solr.errors import SolrError
+
+    server = _Flaky(failures)
+    client = SolrClient(server.url, timeout=5, retries=3, backoff=0.01)
+    try:
+        if succeeds:
+            client.add("core", [{"id": "x"}])
+        else:
+            with pytest.raises(SolrError, match="HTTP 503"):
+                client.add("core", [{"id": "x"}])
+        assert len(server.requests) == min(failures + 1, 4)
+        # Queries are not retried: one failure is reported at once.
+        server.requests.clear()
+        server.failures = 1
+        with pytest.raises(SolrError, match="HTTP 503"):
+            client.request("POST", "core/select", data="{}", content_type="application/json")
+        assert len(server.requests) == 1
+    finally:
+        client.close()
+        server.close()
