@@ -55,7 +55,7 @@ class Settings:
         return DEFAULTS[key]
 
     @property
-    def SHELL_INTERFACES(self) -> list[str]:
+    def SHELL_INTERFACES(self) -> list[str]:  # noqa: N802 (mirrors the setting's name)
         return list(self.get("SHELL_INTERFACES"))
 
     # -- solr -------------------------------------------------------------------------
