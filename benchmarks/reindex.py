@@ -84,13 +84,13 @@ def run_child(tool: str, url: str, core: str) -> dict[str, float]:
     base_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     client = SolrClient(url, timeout=120)
     if tool == "ours":
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         call_command("solr", "--reindex", "--batch-size", str(BATCH), verbosity=0)
-        seconds = time.perf_counter() - start
+        seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
     elif tool == "haystack":
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         call_command("update_index", "--batch-size", str(BATCH), verbosity=0)
-        seconds = time.perf_counter() - start
+        seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
     elif tool == "ceiling":
         index = registry.all()[0]
         encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
@@ -99,7 +99,7 @@ def run_child(tool: str, url: str, core: str) -> dict[str, float]:
             for rows in indexer.keyset_batches(index.get_queryset(), BATCH)
         ]
         session = client.session
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         for body in bodies:
             response = session.post(
                 f"{url}/{core}/update", data=body,
@@ -107,13 +107,13 @@ def run_child(tool: str, url: str, core: str) -> dict[str, float]:
             )
             response.raise_for_status()
         client.commit(core)
-        seconds = time.perf_counter() - start
+        seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
     else:
         raise SystemExit(f"unknown tool {tool}")
     client.commit(core)
     docs = client.count(core)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return {"docs": docs, "seconds": seconds, "rss_mb": peak / 1024,
+    return {"docs": docs, "seconds": seconds, "cpu": cpu, "rss_mb": peak / 1024,
             "base_rss_mb": base_rss / 1024}
 
 
@@ -129,7 +129,21 @@ def load_pages(db: str, count: int) -> None:
                    env=env, check=True, cwd=EXAMPLE)
 
 
-def measure(tool: str, db: str, url: str, core: str) -> dict[str, float]:
+def process_cpu(pid: int) -> float:
+    """CPU seconds (user + system, all threads) a process has used so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def measure(tool: str, db: str, url: str, core: str, solr_pid: int) -> dict[str, float]:
+    """One tool in a process of its own; adds the CPU seconds Solr spent meanwhile."""
+    before = process_cpu(solr_pid)
+    result = _measure(tool, db, url, core)
+    result["solr_cpu"] = process_cpu(solr_pid) - before
+    return result
+
+
+def _measure(tool: str, db: str, url: str, core: str) -> dict[str, float]:
     done = subprocess.run(
         [sys.executable, __file__, "--child", tool, "--url", url, "--core", core],
         env=child_env(db, url, core), cwd=ROOT, capture_output=True, text=True, timeout=3600,
@@ -180,7 +194,7 @@ def main() -> None:
         for tool in [*args.tools, *args.tools]:
             client.create_core("bench_warmup", "bench")
             try:
-                measure(tool, warm, solr.url, "bench_warmup")
+                measure(tool, warm, solr.url, "bench_warmup", solr.pid)
             finally:
                 client.unload_core("bench_warmup")
         for size in args.sizes:
@@ -199,7 +213,7 @@ def main() -> None:
                         client.unload_core(core)
                     client.create_core(core, "bench")
                     try:
-                        r = measure(tool, db, solr.url, core)
+                        r = measure(tool, db, solr.url, core, solr.pid)
                     finally:
                         client.unload_core(core)
                     if "error" in r:
@@ -208,7 +222,8 @@ def main() -> None:
                         continue
                     print(f"{size:>7} {tool:<9} round {round_ + 1}: {r['docs']:>7.0f} docs "
                           f"{r['seconds']:7.2f}s {r['docs'] / r['seconds']:9,.0f} docs/s  "
-                          f"peak RSS {r['rss_mb']:6.1f} MB", flush=True)
+                          f"peak RSS {r['rss_mb']:6.1f} MB  CPU s: client {r['cpu']:5.2f} "
+                          f"Solr {r['solr_cpu']:5.2f}", flush=True)
                     best = results[size].get(tool, {})
                     if "seconds" not in best or r["seconds"] < best["seconds"]:
                         r["rss_mb"] = max(r["rss_mb"], best.get("rss_mb", 0))
@@ -234,6 +249,15 @@ def main() -> None:
             other = by_tool.get(peer, {})
             line += (f"  {rate / (other['docs'] / other['seconds']):9.2f}x"
                      if "seconds" in other else "        n/a")
+        print(line)
+    print()
+    print("CPU seconds per 1000 docs (client + Solr; insensitive to other load):")
+    for size, by_tool in results.items():
+        line = f"{size:>7}"
+        for tool in args.tools:
+            r = by_tool.get(tool, {})
+            if "cpu" in r:
+                line += f"  {tool} {1000 * (r['cpu'] + r['solr_cpu']) / r['docs']:.3f}"
         print(line)
     sizes = [s for s in args.sizes if "rss_mb" in results.get(s, {}).get("ours", {})]
     if len(sizes) >= 2:
