@@ -68,15 +68,6 @@ def test_schema_configset_boots_in_real_solr(
         standalone_client.unload_core(solr_name)
 
 
-def test_fields_lists_declared_and_system_fields(example_env):
-    out = ok(manage(example_env, "solr", "--fields"))
-    lines = {line.split()[0]: line for line in out.splitlines()}
-    assert "text_general" in lines["title"] and "copy->text" in lines["title"]
-    assert "pdate" in lines["published"]
-    assert "pint" in lines["words"] and "copy->text" not in lines["words"]
-    assert "system" in lines["id"]
-
-
 def test_create_reindex_search_sync(solr_env, standalone_client, solr_name):
     ok(manage(solr_env, "solr", "--create"))
     assert standalone_client.core_exists(solr_name)
@@ -411,8 +402,9 @@ def pexpect_eof():
     return pexpect.EOF
 
 
-def test_ctrl_c_during_swap_keeps_live_index_and_removes_stray(solr_env, standalone_client,
-                                                               solr_name, tmp_path):
+def test_ctrl_c_during_swap_keeps_live_index_and_removes_stray(
+    solr_env, standalone_client, solr_name, tmp_path
+):
     """A real SIGINT while --swap is building: one-line error, live index intact, no stray."""
     import shutil
     import signal
@@ -430,7 +422,11 @@ def test_ctrl_c_during_swap_keeps_live_index_and_removes_stray(solr_env, standal
     assert live == 625
     proc = subprocess.Popen(
         [sys.executable, str(MANAGE), "solr", "--reindex", "--swap", "--batch-size", "1"],
-        env=env, cwd=EXAMPLE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env=env,
+        cwd=EXAMPLE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         deadline = time.monotonic() + 60

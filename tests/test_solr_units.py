@@ -19,6 +19,25 @@ from django_devcommands.conf import DEFAULTS, conf
 from django_devcommands.solr import indexer, schema
 from django_devcommands.solr import indexes as ix
 from django_devcommands.solr.search import escape
+from tests.conftest import manage
+
+
+def test_fields_lists_declared_and_system_fields(example_env):
+    done = manage(example_env, "solr", "--fields")
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+    lines = {line.split()[0]: line for line in out.splitlines()}
+    assert "text_general" in lines["title"] and "copy->text" in lines["title"]
+    assert "pdate" in lines["published"]
+    assert "pint" in lines["words"] and "copy->text" not in lines["words"]
+    assert "system" in lines["id"]
+
+
+def test_schema_without_path_prints_the_managed_schema(example_env):
+    done = manage(example_env, "solr", "--schema")
+    assert done.returncode == 0, done.stderr
+    root = ElementTree.fromstring(done.stdout)
+    assert root.tag == "schema" and root.findtext("uniqueKey") == "id"
 
 
 @pytest.mark.parametrize(
