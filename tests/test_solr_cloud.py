@@ -15,17 +15,23 @@ pytestmark = pytest.mark.solr
 
 
 def test_cloud_create_reindex_swap_sync(cloud_env, cloud_client, solr_cloud):
+    cloud_env = {**cloud_env, "EXAMPLE_SOLR_SHARDS": "2"}
     alias = cloud_env["EXAMPLE_SOLR_COLLECTION"]
     assert len(solr_cloud.urls) == 2 and solr_cloud.zk_host
     out = ok(manage(cloud_env, "solr", "--create", timeout=180))
-    assert "uploaded" in out and f"alias {alias!r}" in out
+    assert "uploaded" in out and f"alias {alias!r}" in out and "2 shard(s)" in out
     assert cloud_env["EXAMPLE_SOLR_CONFIGSET"] in cloud_client.configsets()
     first = cloud_client.aliases()[alias]
     assert first in cloud_client.collections()
     assert "pages.page: 25 indexed" in ok(manage(cloud_env, "solr", "--reindex", timeout=120))
-    # Either node answers for the whole collection.
+    # Either node answers for the whole collection, whose two shards both hold documents.
     for url in solr_cloud.urls:
         assert SolrClient(url, timeout=30).count(alias) == 25
+    shard_counts = [
+        cloud_client.select(alias, {"q": "*:*", "rows": 0, "shards": shard})["response"]["numFound"]
+        for shard in ("shard1", "shard2")
+    ]
+    assert sum(shard_counts) == 25 and all(shard_counts)
     assert "up to date" in ok(manage(cloud_env, "solr", "--sync-schema"))
 
     seen: list[int] = []

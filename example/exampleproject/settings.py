@@ -72,5 +72,6 @@ DEVCOMMANDS = {
     "SOLR_COLLECTION": os.environ.get("EXAMPLE_SOLR_COLLECTION", "pages"),
     "SOLR_CONFIGSET": os.environ.get("EXAMPLE_SOLR_CONFIGSET", "pages"),
     "SOLR_LOCAL_DIR": os.environ.get("EXAMPLE_SOLR_LOCAL_DIR") or None,
+    "SOLR_SHARDS": int(os.environ.get("EXAMPLE_SOLR_SHARDS", "1")),
     "SOLR_SIGNALS": os.environ.get("EXAMPLE_SOLR_SIGNALS", "0").lower() in {"1", "true", "yes"},
 }
