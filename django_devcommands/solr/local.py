@@ -326,7 +326,7 @@ def start_installed(install: str, mode: str, port: int, home: Path, timeout: flo
         "start",
         "-p",
         str(port),
-        "--solr-home",
+        "-s",
         str(home),
         "-Dsolr.jetty.host=127.0.0.1",
     ]
