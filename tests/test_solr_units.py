@@ -360,3 +360,20 @@ def test_updates_retry_transient_errors_with_backoff(failures, succeeds):
     finally:
         client.close()
         server.close()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--flush", "--swap"], "--swap goes with --reindex"),
+        (["--reindex", "--prune"], "--prune goes with --sync-schema"),
+        (["--fields", "--path", "x"], "--path goes with --schema"),
+        (["--reindex", "--batch-size", "0"], "--batch-size must be 1 or more"),
+        (["--start", "--port", "70000"], "--port must be from 0 to 65535"),
+        (["--fields", "--reindex"], "not allowed with argument"),
+    ],
+)
+def test_bad_combinations_are_one_line_errors(example_env, args, message):
+    done = manage(example_env, "solr", *args)
+    assert done.returncode != 0 and message in done.stderr
+    assert "Traceback" not in done.stderr

@@ -120,6 +120,13 @@ class Command(BaseCommand):
 
         if options["batch_size"] is not None and options["batch_size"] < 1:
             raise CommandError("--batch-size must be 1 or more.")
+        for flag, dest, action in (
+            ("--swap", "swap", "reindex"),
+            ("--prune", "prune", "sync_schema"),
+            ("--path", "path", "schema"),
+        ):
+            if options[dest] and options["action"] != action:
+                raise CommandError(f"{flag} goes with --{action.replace('_', '-')}.")
         if not 0 <= options["port"] <= 65535:
             raise CommandError("--port must be from 0 to 65535.")
         if options["nodes"] < 1:
