@@ -133,6 +133,13 @@ def test_prepare_builds_the_document():
     assert index.load_fields() == ["body", "id", "published", "slug", "title"]
 
 
+def _only(index_class: type) -> ix.Registry:
+    registry = ix.Registry()
+    registry._discovered = True
+    registry.register(index_class)
+    return registry
+
+
 def test_problems_become_check_errors(monkeypatch):
     registry = ix.Registry()
     registry._discovered = True
@@ -144,12 +151,29 @@ def test_problems_become_check_errors(monkeypatch):
         missing = ix.StringField()
         slug = ix.IntField()
 
+    class WithFiles(ix.SearchIndex):
+        model = get_user_model()
+        username = ix.TextField(
+            analyzer={
+                "tokenizer": {"name": "standard"},
+                "filters": [
+                    {"name": "stop", "words": "lang/stopwords_fr.txt"},
+                    {"name": "stop", "words": "stopwords.txt"},
+                ],
+            }
+        )
+
     class AlsoBad(ix.SearchIndex):
         model = get_user_model()
         slug = ix.StringField(model_attr="username")
 
     registry.register(Bad)
     registry.register(AlsoBad)
+    texts = [p.message for p in _only(WithFiles).problems()]
+    assert texts == [
+        "the analyzer of field 'username' names 'lang/stopwords_fr.txt', which "
+        "the configset does not contain."
+    ]
     monkeypatch.setattr(ix, "registry", registry)
     messages = checks.check_search_indexes()
     assert {m.id for m in messages} == {"devcommands.E310"}

@@ -41,6 +41,23 @@ RESERVED = frozenset({ID_FIELD, CT_FIELD, PK_FIELD, TEXT_FIELD, VERSION_FIELD, R
 AUTODISCOVER_MODULE = "search_indexes"
 
 
+#: Word lists the written configset ships; analyzers may name only these.
+SHIPPED_FILES = ("stopwords.txt", "synonyms.txt")
+
+
+def _unshipped_files(analyzer: Mapping[str, Any] | None) -> list[str]:
+    if not analyzer:
+        return []
+    parts = [analyzer.get("tokenizer") or {}, *(analyzer.get("filters") or [])]
+    return [
+        str(value)
+        for part in parts
+        for key, value in part.items()
+        if key in ("words", "synonyms", "protected", "dictionary", "mapping")
+        and str(value) not in SHIPPED_FILES
+    ]
+
+
 class IndexDefinitionError(Exception):
     """An index class is declared wrongly (reported by the system checks and the command)."""
 
@@ -451,6 +468,15 @@ class Registry:
                         )
                     )
                 seen.setdefault(fname, (name, field))
+                for missing in _unshipped_files(field.analyzer):
+                    found.append(
+                        Problem(
+                            name,
+                            f"the analyzer of field {fname!r} names {missing!r}, which the "
+                            "configset does not contain.",
+                            f"Use one of {', '.join(SHIPPED_FILES)}, or no word-list file.",
+                        )
+                    )
             if index.updated_field is not None:
                 try:
                     mfield = index.model._meta.get_field(index.updated_field)
