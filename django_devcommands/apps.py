@@ -9,10 +9,13 @@ class DevCommandsConfig(AppConfig):
     default_auto_field = "django.db.models.AutoField"
 
     def ready(self) -> None:
-        # Imported for its side effect: registering the system checks.
+        # Imported for their side effects: the system checks register themselves.
         from django_devcommands import checks  # noqa: F401
         from django_devcommands.conf import conf
+        from django_devcommands.solr import signals
 
+        # Cheap receivers that return at once unless DEVCOMMANDS['SOLR_SIGNALS'] is on.
+        signals.connect()
         if conf.BREAKPOINT:
             # breakpoint() and bpdb.set_trace() -> our debugger, only when DEBUG (or forced).
             from django_devcommands.debugger import adopt_bpdb, install_breakpoint_hook

@@ -7,8 +7,11 @@ Ids are part of the public interface (users silence them with
 from __future__ import annotations
 
 import difflib
+import os
+import re
 from collections.abc import Sequence
 from typing import Any
+from urllib.parse import urlsplit
 
 from django.core.checks import CheckMessage, Error, Warning, register
 
@@ -41,6 +44,9 @@ def check_settings(app_configs: Sequence[Any] | None = None, **kwargs: Any) -> l
     )
     errors.extend(_check_debugger(raw))
     errors.extend(_check_runcpserver(raw.get("RUNCPSERVER", DEFAULTS["RUNCPSERVER"])))
+    errors.extend(
+        check_solr_settings({k: raw.get(k, DEFAULTS[k]) for k in DEFAULTS if k.startswith("SOLR_")})
+    )
     return errors
 
 
@@ -193,3 +199,130 @@ def _check_runcpserver(value: Any) -> list[CheckMessage]:
         except CommandError as exc:
             errors.append(Error(f"DEVCOMMANDS['RUNCPSERVER']: {exc}", id="devcommands.E103"))
     return errors
+
+
+# -- solr (E3xx/W3xx) ------------------------------------------------------------------------
+
+_SOLR_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+
+def _solr_error(key: str, message: str, hint: str | None, id: str) -> Error:
+    return Error(f"DEVCOMMANDS['{key}'] {message}", hint=hint, id=id)
+
+
+def check_solr_settings(values: dict[str, Any]) -> list[CheckMessage]:
+    """Validate the SOLR_* settings (ids devcommands.E301-E309, W301)."""
+    errors: list[CheckMessage] = []
+    url = values["SOLR_URL"]
+    if url is not None:
+        parsed = urlsplit(url) if isinstance(url, str) else None
+        if parsed is None or parsed.scheme not in ("http", "https") or not parsed.hostname:
+            errors.append(
+                _solr_error(
+                    "SOLR_URL",
+                    f"must be an http(s) URL or None, not {url!r}.",
+                    "For example 'http://127.0.0.1:8983/solr'.",
+                    "devcommands.E301",
+                )
+            )
+        elif (
+            values["SOLR_AUTH"]
+            and parsed.scheme == "http"
+            and parsed.hostname not in ("127.0.0.1", "localhost", "::1")
+        ):
+            errors.append(
+                Warning(
+                    "DEVCOMMANDS['SOLR_AUTH'] sends a password over plain http to "
+                    f"{parsed.hostname}.",
+                    hint="Use an https SOLR_URL.",
+                    id="devcommands.W301",
+                )
+            )
+    if values["SOLR_MODE"] not in ("standalone", "cloud"):
+        errors.append(
+            _solr_error(
+                "SOLR_MODE",
+                f"must be 'standalone' or 'cloud', not {values['SOLR_MODE']!r}.",
+                None,
+                "devcommands.E302",
+            )
+        )
+    for key in ("SOLR_COLLECTION", "SOLR_CONFIGSET"):
+        value = values[key]
+        if not isinstance(value, str) or not _SOLR_NAME.match(value):
+            errors.append(
+                _solr_error(
+                    key,
+                    f"must be a Solr name (letters, digits, . _ -), not {value!r}.",
+                    None,
+                    "devcommands.E303",
+                )
+            )
+    for key in ("SOLR_SHARDS", "SOLR_REPLICAS", "SOLR_BATCH_SIZE", "SOLR_TIMEOUT"):
+        value = values[key]
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, (int, float))
+            or value <= 0
+            or (key != "SOLR_TIMEOUT" and not isinstance(value, int))
+        ):
+            kind = (
+                "a positive number of seconds" if key == "SOLR_TIMEOUT" else "a whole number >= 1"
+            )
+            errors.append(
+                _solr_error(key, f"must be {kind}, not {value!r}.", None, "devcommands.E304")
+            )
+    auth = values["SOLR_AUTH"]
+    if auth is not None and not (
+        isinstance(auth, (tuple, list)) and len(auth) == 2 and all(isinstance(x, str) for x in auth)
+    ):
+        errors.append(
+            _solr_error(
+                "SOLR_AUTH", "must be None or a (user, password) pair.", None, "devcommands.E305"
+            )
+        )
+    if not isinstance(values["SOLR_SIGNALS"], bool):
+        errors.append(
+            _solr_error("SOLR_SIGNALS", "must be True or False.", None, "devcommands.E306")
+        )
+    install = values["SOLR_INSTALL"]
+    if install is not None and not (
+        isinstance(install, str) and os.path.isfile(os.path.join(install, "bin", "solr"))
+    ):
+        errors.append(
+            _solr_error(
+                "SOLR_INSTALL",
+                f"must be a Solr install directory holding bin/solr, or None; {install!r} is not.",
+                "Leave it unset to use the Solr assembled from Maven.",
+                "devcommands.E307",
+            )
+        )
+    if not isinstance(values["SOLR_VERSION"], str) or not re.fullmatch(
+        r"9\.\d+\.\d+", values["SOLR_VERSION"]
+    ):
+        errors.append(
+            _solr_error(
+                "SOLR_VERSION",
+                f"must be a Solr 9 version such as '9.10.1', not {values['SOLR_VERSION']!r}.",
+                None,
+                "devcommands.E308",
+            )
+        )
+    return errors
+
+
+@register()
+def check_search_indexes(
+    app_configs: Sequence[Any] | None = None, **kwargs: Any
+) -> list[CheckMessage]:
+    """Bad index definitions (E310) and modules that fail to load them (E311)."""
+    from django_devcommands.solr.indexes import IndexDefinitionError, registry
+
+    try:
+        problems = registry.problems()
+    except IndexDefinitionError as exc:
+        return [Error(str(exc), id="devcommands.E311")]
+    return [
+        Error(f"Search index {p.index}: {p.message}", hint=p.hint, id="devcommands.E310")
+        for p in problems
+    ]

@@ -25,6 +25,30 @@ DEFAULTS: dict[str, Any] = {
     # runcpserver (issue 3): project defaults for its options, see
     # docs/settings/runcpserver.rst. The command line wins over these.
     "RUNCPSERVER": {},
+    # -- solr -------------------------------------------------------------------------
+    #: Base URL of Solr (".../solr"); None: the local Solr that ``solr --start`` runs.
+    "SOLR_URL": None,
+    #: "standalone" (cores) or "cloud" (SolrCloud collections, configsets, aliases).
+    "SOLR_MODE": "standalone",
+    #: Core (standalone) or collection/alias (cloud) that searches use.
+    "SOLR_COLLECTION": "devcommands",
+    #: Name of the configset ``--create`` uploads or copies.
+    "SOLR_CONFIGSET": "devcommands",
+    "SOLR_SHARDS": 1,
+    "SOLR_REPLICAS": 1,
+    #: Seconds to wait for any one Solr request.
+    "SOLR_TIMEOUT": 10.0,
+    "SOLR_BATCH_SIZE": 1000,
+    #: None, or (user, password) for HTTP basic authentication.
+    "SOLR_AUTH": None,
+    #: Update the index on save/delete of indexed models (batched per transaction).
+    "SOLR_SIGNALS": False,
+    #: A Solr install (the directory holding bin/solr) for --start/--stop; None: Maven.
+    "SOLR_INSTALL": None,
+    #: Where the local Solr keeps its data and state; None: a per-user cache directory.
+    "SOLR_LOCAL_DIR": None,
+    #: Solr version the Maven-provisioned local Solr runs.
+    "SOLR_VERSION": "9.10.1",
 }
 
 
@@ -92,6 +116,64 @@ class Settings:
     def RUNCPSERVER(self) -> dict[str, Any]:
         value = self.get("RUNCPSERVER")
         return dict(value) if isinstance(value, dict) else {}
+
+    # -- solr -------------------------------------------------------------------------
+
+    @property
+    def SOLR_URL(self) -> str | None:
+        value = self.get("SOLR_URL")
+        return str(value).rstrip("/") if value else None
+
+    @property
+    def SOLR_MODE(self) -> str:
+        return str(self.get("SOLR_MODE"))
+
+    @property
+    def SOLR_COLLECTION(self) -> str:
+        return str(self.get("SOLR_COLLECTION"))
+
+    @property
+    def SOLR_CONFIGSET(self) -> str:
+        return str(self.get("SOLR_CONFIGSET"))
+
+    @property
+    def SOLR_SHARDS(self) -> int:
+        return int(self.get("SOLR_SHARDS"))
+
+    @property
+    def SOLR_REPLICAS(self) -> int:
+        return int(self.get("SOLR_REPLICAS"))
+
+    @property
+    def SOLR_TIMEOUT(self) -> float:
+        return float(self.get("SOLR_TIMEOUT"))
+
+    @property
+    def SOLR_BATCH_SIZE(self) -> int:
+        return int(self.get("SOLR_BATCH_SIZE"))
+
+    @property
+    def SOLR_AUTH(self) -> tuple[str, str] | None:
+        value = self.get("SOLR_AUTH")
+        return (str(value[0]), str(value[1])) if value else None
+
+    @property
+    def SOLR_SIGNALS(self) -> bool:
+        return bool(self.get("SOLR_SIGNALS"))
+
+    @property
+    def SOLR_INSTALL(self) -> str | None:
+        value = self.get("SOLR_INSTALL")
+        return str(value) if value else None
+
+    @property
+    def SOLR_LOCAL_DIR(self) -> str | None:
+        value = self.get("SOLR_LOCAL_DIR")
+        return str(value) if value else None
+
+    @property
+    def SOLR_VERSION(self) -> str:
+        return str(self.get("SOLR_VERSION"))
 
 
 conf = Settings()

@@ -89,3 +89,15 @@ def spawn(example_env: dict[str, str]) -> Iterator:
     for child in children:
         if child.isalive():
             child.terminate(force=True)
+
+
+# Real Solr fixtures (session-scoped: defined once here so every module shares them).
+from tests.solr_fixtures import (  # noqa: E402, F401
+    cloud_client,
+    cloud_env,
+    solr_cloud,
+    solr_env,
+    solr_name,
+    solr_standalone,
+    standalone_client,
+)

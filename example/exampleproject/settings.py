@@ -71,4 +71,12 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 DEVCOMMANDS = {
     "SHELL_INTERFACES": ["bpython", "ipython", "ptpython", "python"],
+    # Unset: the local Solr that `manage.py solr --start` runs.
+    "SOLR_URL": os.environ.get("EXAMPLE_SOLR_URL") or None,
+    "SOLR_MODE": os.environ.get("EXAMPLE_SOLR_MODE", "standalone"),
+    "SOLR_COLLECTION": os.environ.get("EXAMPLE_SOLR_COLLECTION", "pages"),
+    "SOLR_CONFIGSET": os.environ.get("EXAMPLE_SOLR_CONFIGSET", "pages"),
+    "SOLR_LOCAL_DIR": os.environ.get("EXAMPLE_SOLR_LOCAL_DIR") or None,
+    "SOLR_SHARDS": int(os.environ.get("EXAMPLE_SOLR_SHARDS", "1")),
+    "SOLR_SIGNALS": os.environ.get("EXAMPLE_SOLR_SIGNALS", "0").lower() in {"1", "true", "yes"},
 }

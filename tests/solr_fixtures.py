@@ -1,0 +1,116 @@
+"""Real Solr 9 for the tests: one standalone node and one 2-node SolrCloud at most per
+session, started from Maven Central's artifacts by django_devcommands.solr.local.
+
+The first run downloads the artifacts into ~/.m2 (about 100 MB, shared by every tox
+env); later starts take a few seconds. The Solr processes watch their stdin pipe, so
+even a killed test run does not leave them behind.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import shutil
+from collections.abc import Iterator
+
+import pytest
+
+from django_devcommands.solr import local
+from django_devcommands.solr.client import SolrClient
+
+SOLR_VERSION = "9.10.1"
+_names = itertools.count(1)
+
+
+def _skip_without_java() -> None:
+    """Missing Java/Maven fails the Solr tests (CI must have them; see
+    scripts/apt-packages.txt) unless DEVCOMMANDS_SKIP_SOLR=1 asks to skip them."""
+    missing = [tool for tool in ("java", "javac", "mvn") if shutil.which(tool) is None]
+    if missing:
+        message = f"real Solr needs {', '.join(missing)} on PATH"
+        if os.environ.get("DEVCOMMANDS_SKIP_SOLR") == "1":
+            pytest.skip(message)
+        pytest.fail(message + " (or set DEVCOMMANDS_SKIP_SOLR=1, or run -m 'not solr')")
+
+
+@pytest.fixture(scope="session")
+def solr_standalone(tmp_path_factory: pytest.TempPathFactory) -> Iterator[local.LocalSolr]:
+    """A standalone Solr node on 127.0.0.1 and an ephemeral port."""
+    _skip_without_java()
+    solr = local.start(
+        "standalone",
+        home=tmp_path_factory.mktemp("solr-standalone"),
+        version=SOLR_VERSION,
+        heap="512m",
+        timeout=900,
+    )
+    try:
+        yield solr
+    finally:
+        solr.stop()
+
+
+@pytest.fixture(scope="session")
+def solr_cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[local.LocalSolr]:
+    """A 2-node SolrCloud with an embedded ZooKeeper, on 127.0.0.1."""
+    _skip_without_java()
+    solr = local.start(
+        "cloud",
+        home=tmp_path_factory.mktemp("solr-cloud"),
+        nodes=2,
+        version=SOLR_VERSION,
+        heap="768m",
+        timeout=900,
+    )
+    try:
+        yield solr
+    finally:
+        solr.stop()
+
+
+@pytest.fixture
+def solr_name() -> str:
+    """A core/collection name of its own for one test."""
+    return f"t{next(_names)}"
+
+
+@pytest.fixture
+def standalone_client(solr_standalone: local.LocalSolr) -> Iterator[SolrClient]:
+    client = SolrClient(solr_standalone.url, timeout=30)
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def cloud_client(solr_cloud: local.LocalSolr) -> Iterator[SolrClient]:
+    client = SolrClient(solr_cloud.url, timeout=60)
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def solr_env(
+    example_env: dict[str, str], solr_standalone: local.LocalSolr, solr_name: str
+) -> dict[str, str]:
+    """example_env pointed at the standalone Solr, with a core name of its own."""
+    return {
+        **example_env,
+        "EXAMPLE_SOLR_URL": solr_standalone.url,
+        "EXAMPLE_SOLR_MODE": "standalone",
+        "EXAMPLE_SOLR_COLLECTION": solr_name,
+        "EXAMPLE_SOLR_CONFIGSET": solr_name,
+    }
+
+
+@pytest.fixture
+def cloud_env(
+    example_env: dict[str, str], solr_cloud: local.LocalSolr, solr_name: str
+) -> dict[str, str]:
+    """example_env pointed at the SolrCloud, with a collection/alias name of its own."""
+    return {
+        **example_env,
+        "EXAMPLE_SOLR_URL": solr_cloud.url,
+        "EXAMPLE_SOLR_MODE": "cloud",
+        "EXAMPLE_SOLR_COLLECTION": f"c{solr_name}",
+        "EXAMPLE_SOLR_CONFIGSET": f"c{solr_name}",
+    }

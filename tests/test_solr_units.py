@@ -1,0 +1,403 @@
+"""Solr pieces that need no Solr: index classes, registry, checks, parsing, escaping, keyset."""
+
+from __future__ import annotations
+
+import datetime
+import json
+from xml.etree import ElementTree
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.db import connection
+from django.test import override_settings
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+from pages.models import Page
+
+from django_devcommands import checks
+from django_devcommands.conf import DEFAULTS, conf
+from django_devcommands.solr import indexer, schema
+from django_devcommands.solr import indexes as ix
+from django_devcommands.solr.search import escape
+from tests.conftest import manage
+
+
+def test_fields_lists_declared_and_system_fields(example_env):
+    done = manage(example_env, "solr", "--fields")
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+    lines = {line.split()[0]: line for line in out.splitlines()}
+    assert "text_general" in lines["title"] and "copy->text" in lines["title"]
+    assert "pdate" in lines["published"]
+    assert "pint" in lines["words"] and "copy->text" not in lines["words"]
+    assert "system" in lines["id"]
+
+
+def test_schema_without_path_prints_the_managed_schema(example_env):
+    done = manage(example_env, "solr", "--schema")
+    assert done.returncode == 0, done.stderr
+    root = ElementTree.fromstring(done.stdout)
+    assert root.tag == "schema" and root.findtext("uniqueKey") == "id"
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "expected"),
+    [
+        (ix.TextField(), 12, "12"),
+        (ix.StringField(), "a b", "a b"),
+        (ix.IntField(), "7", 7),
+        (ix.LongField(), 2**40, 2**40),
+        (ix.FloatField(), "1.5", 1.5),
+        (ix.DoubleField(), 2, 2.0),
+        (ix.BooleanField(), 0, False),
+        (
+            ix.DateField(),
+            datetime.datetime(2024, 1, 2, 3, 4, 5, tzinfo=datetime.timezone.utc),
+            "2024-01-02T03:04:05.000Z",
+        ),
+        (
+            ix.DateField(),
+            datetime.datetime(
+                2024, 1, 2, 5, 4, 5, tzinfo=datetime.timezone(datetime.timedelta(hours=2))
+            ),
+            "2024-01-02T03:04:05.000Z",
+        ),
+        (ix.DateField(), datetime.date(2024, 1, 2), "2024-01-02T00:00:00Z"),
+        (ix.StringField(multi_valued=True), "one", ["one"]),
+        (ix.IntField(multi_valued=True), ["1", None, 2], [1, 2]),
+        (ix.TextField(), None, None),
+    ],
+)
+def test_field_conversion(field, value, expected):
+    assert field.to_solr(value) == expected
+
+
+def test_copy_to_text_defaults_and_analyzer_only_on_text():
+    assert ix.TextField().copy_to_text and not ix.StringField().copy_to_text
+    assert ix.StringField(copy_to_text=True).copy_to_text
+    with pytest.raises(ix.IndexDefinitionError, match="TextField only"):
+        ix.StringField(analyzer={"tokenizer": {"name": "whitespace"}})
+
+
+def test_registry_rejects_duplicates_and_non_models():
+    registry = ix.Registry()
+    registry._discovered = True
+
+    class One(ix.SearchIndex):
+        model = Page
+        title = ix.TextField()
+
+    class Two(ix.SearchIndex):
+        model = Page
+        title = ix.TextField()
+
+    registry.register(One)
+    registry.register(One)  # the same class again (a re-import) is fine
+    with pytest.raises(ix.AlreadyRegistered, match="indexed twice"):
+        registry.register(Two)
+
+    class NoModel(ix.SearchIndex):
+        title = ix.TextField()
+
+    with pytest.raises(ix.IndexDefinitionError, match="must set model"):
+        registry.register(NoModel)
+    with pytest.raises(ix.IndexDefinitionError, match=r"No search index for 'pages\.Nope'"):
+        registry.for_labels(["pages.Nope"])
+    assert registry.for_labels(["PAGES.page"])[0].label() == "pages.page"
+
+
+def test_autodiscovery_finds_the_example_index():
+    assert [type(i).__name__ for i in ix.registry.all()] == ["PageIndex"]
+
+
+def test_prepare_builds_the_document():
+    index = ix.registry.get(Page)
+    page = Page(
+        pk=5,
+        title="T",
+        slug="s",
+        body="one two three",
+        published=datetime.datetime(2024, 5, 6, tzinfo=datetime.timezone.utc),
+    )
+    assert index.prepare(page) == {
+        "id": "pages.page.5",
+        "django_ct": "pages.page",
+        "django_id": "5",
+        "title": "T",
+        "body": "one two three",
+        "slug": "s",
+        "published": "2024-05-06T00:00:00.000Z",
+        "words": 3,
+    }
+    # Only the columns the fields read are loaded (the prepare_words hook reads body).
+    assert index.load_fields() == ["body", "id", "published", "slug", "title"]
+
+
+def _only(index_class: type) -> ix.Registry:
+    registry = ix.Registry()
+    registry._discovered = True
+    registry.register(index_class)
+    return registry
+
+
+def test_problems_become_check_errors(monkeypatch):
+    registry = ix.Registry()
+    registry._discovered = True
+
+    class Bad(ix.SearchIndex):
+        model = Page
+        updated_field = "title"
+        text = ix.TextField()
+        missing = ix.StringField()
+        slug = ix.IntField()
+
+    class WithFiles(ix.SearchIndex):
+        model = get_user_model()
+        username = ix.TextField(
+            analyzer={
+                "tokenizer": {"name": "standard"},
+                "filters": [
+                    {"name": "stop", "words": "lang/stopwords_fr.txt"},
+                    {"name": "stop", "words": "stopwords.txt"},
+                ],
+            }
+        )
+
+    class AlsoBad(ix.SearchIndex):
+        model = get_user_model()
+        slug = ix.StringField(model_attr="username")
+
+    registry.register(Bad)
+    registry.register(AlsoBad)
+    texts = [p.message for p in _only(WithFiles).problems()]
+    assert texts == [
+        "the analyzer of field 'username' names 'lang/stopwords_fr.txt', which "
+        "the configset does not contain."
+    ]
+    monkeypatch.setattr(ix, "registry", registry)
+    messages = checks.check_search_indexes()
+    assert {m.id for m in messages} == {"devcommands.E310"}
+    text = " ".join(m.msg for m in messages)
+    assert "reserved name" in text and "'missing'" in text and "updated_field 'title'" in text
+    assert "is pint here but string" in text or "is string here but pint" in text
+
+
+def test_duplicate_registration_at_import_is_check_e311(monkeypatch):
+    registry = ix.Registry()
+
+    def boom(*args, **kwargs):
+        raise ix.AlreadyRegistered("pages.Page is indexed twice: by a and by b.")
+
+    monkeypatch.setattr("django.utils.module_loading.autodiscover_modules", boom)
+    monkeypatch.setattr(ix, "registry", registry)
+    assert [m.id for m in checks.check_search_indexes()] == ["devcommands.E311"]
+
+
+@pytest.mark.parametrize(
+    ("settings", "expected"),
+    [
+        ({}, set()),
+        ({"SOLR_URL": "http://127.0.0.1:8983/solr"}, set()),
+        ({"SOLR_URL": "ftp://x/solr"}, {"devcommands.E301"}),
+        ({"SOLR_URL": "localhost:8983"}, {"devcommands.E301"}),
+        ({"SOLR_MODE": "cluster"}, {"devcommands.E302"}),
+        ({"SOLR_COLLECTION": "my core"}, {"devcommands.E303"}),
+        ({"SOLR_CONFIGSET": ""}, {"devcommands.E303"}),
+        ({"SOLR_BATCH_SIZE": 0}, {"devcommands.E304"}),
+        ({"SOLR_SHARDS": 1.5}, {"devcommands.E304"}),
+        ({"SOLR_TIMEOUT": True}, {"devcommands.E304"}),
+        ({"SOLR_TIMEOUT": 0.5}, set()),
+        ({"SOLR_AUTH": "user:pw"}, {"devcommands.E305"}),
+        (
+            {"SOLR_AUTH": ("u", "p"), "SOLR_URL": "http://search.example.com/solr"},
+            {"devcommands.W301"},
+        ),
+        ({"SOLR_AUTH": ("u", "p"), "SOLR_URL": "https://search.example.com/solr"}, set()),
+        ({"SOLR_SIGNALS": "yes"}, {"devcommands.E306"}),
+        ({"SOLR_INSTALL": "/nonexistent"}, {"devcommands.E307"}),
+        ({"SOLR_VERSION": "8.11.2"}, {"devcommands.E308"}),
+    ],
+)
+def test_solr_settings_checks(settings, expected):
+    with override_settings(DEVCOMMANDS=settings):
+        ids = {m.id for m in checks.check_settings()}
+    assert ids == expected
+
+
+def test_settings_are_read_live():
+    assert conf.SOLR_COLLECTION == "pages"  # the example's settings
+    with override_settings(DEVCOMMANDS={"SOLR_COLLECTION": "other", "SOLR_URL": "http://h/solr/"}):
+        assert conf.SOLR_COLLECTION == "other" and conf.SOLR_URL == "http://h/solr"
+    with override_settings(DEVCOMMANDS={}):
+        assert DEFAULTS["SOLR_BATCH_SIZE"] == conf.SOLR_BATCH_SIZE
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("90s", 90), ("15m", 900), ("2h", 7200), ("3d", 259200), ("1w", 604800), ("1.5h", 5400)],
+)
+def test_parse_since(text, seconds):
+    assert indexer.parse_since(text).total_seconds() == seconds
+
+
+@pytest.mark.parametrize("text", ["", "2", "h", "-1h", "2y", "nanh", "soon"])
+def test_parse_since_rejects(text):
+    with pytest.raises(ValueError):
+        indexer.parse_since(text)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("django solr", "django solr"),
+        ("title:x", "title\\:x"),
+        ("*:*", "\\*\\:\\*"),
+        ('say "hi"', 'say \\"hi\\"'),
+        ("a AND b OR NOT c", "a and b or not c"),
+        ("(x) [y] {z}", "\\(x\\) \\[y\\] \\{z\\}"),
+        ("a&&b||c", "a\\&\\&b\\|\\|c"),
+        ("-x +y !z ~w ^v ?u /t \\s", "\\-x \\+y \\!z \\~w \\^v \\?u \\/t \\\\s"),
+    ],
+)
+def test_escape(text, expected):
+    assert escape(text) == expected
+
+
+def test_configset_is_solr9_clean_and_well_formed():
+    files = schema.configset_files(ix.registry.all(), "pages")
+    assert set(files) == {"managed-schema.xml", "solrconfig.xml", "stopwords.txt", "synonyms.txt"}
+    for name in ("managed-schema.xml", "solrconfig.xml"):
+        ElementTree.fromstring(files[name])  # well-formed XML
+        for gone in ("Trie", "LatLonType", "<lib", "XSLT", "xslt", "velocity"):
+            assert gone not in files[name], (name, gone)
+        assert "--" not in files[name].replace("<!--", "").replace("-->", "")
+    root = ElementTree.fromstring(files["managed-schema.xml"])
+    fields = {f.get("name"): f.get("type") for f in root.iter("field")}
+    assert fields["published"] == "pdate" and fields["words"] == "pint"
+    assert {(c.get("source"), c.get("dest")) for c in root.iter("copyField")} == {
+        ("title", "text"),
+        ("body", "text"),
+    }
+    # Every file a field type names is part of the configset.
+    referenced = {
+        v for el in root.iter() for k, v in el.attrib.items() if k in ("words", "synonyms")
+    }
+    assert referenced <= set(files)
+
+
+def test_custom_analyzer_gets_its_own_field_type():
+    class Custom(ix.SearchIndex):
+        model = Page
+        title = ix.TextField(
+            analyzer={"tokenizer": {"name": "whitespace"}, "filters": [{"name": "lowercase"}]}
+        )
+
+    plan = schema.plan([Custom()])
+    assert plan.fields["title"]["type"] == "text_title"
+    xml = schema.managed_schema_xml(plan)
+    assert '<tokenizer name="whitespace"/>' in xml
+
+
+@pytest.mark.django_db
+def test_keyset_batches_walk_by_pk_without_offset():
+    now = timezone.now()
+    Page.objects.bulk_create(
+        [Page(title=f"k{i}", slug=f"k-{i}", body="b", published=now) for i in range(23)]
+    )
+    with CaptureQueriesContext(connection) as queries:
+        batches = list(indexer.keyset_batches(Page.objects.all(), 10, ["id", "title"]))
+    assert [len(b) for b in batches] == [10, 10, 3]
+    pks = [p.pk for b in batches for p in b]
+    assert pks == sorted(pks) and len(set(pks)) == 23
+    sql = " ".join(q["sql"] for q in queries.captured_queries).upper()
+    assert "OFFSET" not in sql and '"BODY"' not in sql
+    assert len(queries.captured_queries) == 3
+
+
+def test_json_default_handles_dates():
+    body = json.dumps({"d": timezone.now()}, default=indexer._json_default)
+    assert body.endswith('Z"}')
+
+
+class _Flaky:
+    """A real HTTP server on 127.0.0.1 answering 503 ``failures`` times, then JSON 200."""
+
+    def __init__(self, failures: int) -> None:
+        import http.server
+        import threading
+
+        self.failures = failures
+        self.requests: list[str] = []
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                self.rfile.read(length)
+                outer.requests.append(self.path)
+                if len(outer.requests) <= outer.failures:
+                    self.send_response(503)
+                    self.end_headers()
+                    self.wfile.write(b"busy")
+                    return
+                body = b'{"responseHeader":{"status":0}}'
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/solr"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(timeout=5)
+
+
+@pytest.mark.parametrize(("failures", "succeeds"), [(0, True), (2, True), (3, True), (4, False)])
+def test_updates_retry_transient_errors_with_backoff(failures, succeeds):
+    from django_devcommands.solr.client import SolrClient
+    from django_devcommands.solr.errors import SolrError
+
+    server = _Flaky(failures)
+    client = SolrClient(server.url, timeout=5, retries=3, backoff=0.01)
+    try:
+        if succeeds:
+            client.add("core", [{"id": "x"}])
+        else:
+            with pytest.raises(SolrError, match="HTTP 503"):
+                client.add("core", [{"id": "x"}])
+        assert len(server.requests) == min(failures + 1, 4)
+        # Queries are not retried: one failure is reported at once.
+        server.requests.clear()
+        server.failures = 1
+        with pytest.raises(SolrError, match="HTTP 503"):
+            client.request("POST", "core/select", data="{}", content_type="application/json")
+        assert len(server.requests) == 1
+    finally:
+        client.close()
+        server.close()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--flush", "--swap"], "--swap goes with --reindex"),
+        (["--reindex", "--prune"], "--prune goes with --sync-schema"),
+        (["--fields", "--path", "x"], "--path goes with --schema"),
+        (["--reindex", "--batch-size", "0"], "--batch-size must be 1 or more"),
+        (["--start", "--port", "70000"], "--port must be from 0 to 65535"),
+        (["--fields", "--reindex"], "not allowed with argument"),
+    ],
+)
+def test_bad_combinations_are_one_line_errors(example_env, args, message):
+    done = manage(example_env, "solr", *args)
+    assert done.returncode != 0 and message in done.stderr
+    assert "Traceback" not in done.stderr
