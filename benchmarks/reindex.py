@@ -47,9 +47,7 @@ def ensure_environment() -> None:
         if not python.exists():
             print(f"creating {VENV} with {', '.join(REQUIREMENTS)}", flush=True)
             venv.create(VENV, with_pip=True)
-            subprocess.run(
-                [str(python), "-m", "pip", "install", "-q", *REQUIREMENTS], check=True
-            )
+            subprocess.run([str(python), "-m", "pip", "install", "-q", *REQUIREMENTS], check=True)
         if Path(sys.executable).resolve() == python.resolve():
             sys.exit("django-haystack is still missing from the benchmark virtualenv")
         os.execv(str(python), [str(python), *sys.argv])
@@ -102,8 +100,10 @@ def run_child(tool: str, url: str, core: str) -> dict[str, float]:
         start, cpu = time.perf_counter(), time.process_time()
         for body in bodies:
             response = session.post(
-                f"{url}/{core}/update", data=body,
-                headers={"Content-Type": "application/json"}, timeout=120,
+                f"{url}/{core}/update",
+                data=body,
+                headers={"Content-Type": "application/json"},
+                timeout=120,
             )
             response.raise_for_status()
         client.commit(core)
@@ -113,8 +113,13 @@ def run_child(tool: str, url: str, core: str) -> dict[str, float]:
     client.commit(core)
     docs = client.count(core)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return {"docs": docs, "seconds": seconds, "cpu": cpu, "rss_mb": peak / 1024,
-            "base_rss_mb": base_rss / 1024}
+    return {
+        "docs": docs,
+        "seconds": seconds,
+        "cpu": cpu,
+        "rss_mb": peak / 1024,
+        "base_rss_mb": base_rss / 1024,
+    }
 
 
 # -- the run ------------------------------------------------------------------------------
@@ -125,8 +130,12 @@ def load_pages(db: str, count: int) -> None:
     env["DJANGO_SETTINGS_MODULE"] = "exampleproject.settings"
     manage = [sys.executable, str(EXAMPLE / "manage.py")]
     subprocess.run([*manage, "migrate", "-v0"], env=env, check=True, cwd=EXAMPLE)
-    subprocess.run([*manage, "load_pages", "--count", str(count), "--clear", "-v0"],
-                   env=env, check=True, cwd=EXAMPLE)
+    subprocess.run(
+        [*manage, "load_pages", "--count", str(count), "--clear", "-v0"],
+        env=env,
+        check=True,
+        cwd=EXAMPLE,
+    )
 
 
 def process_cpu(pid: int) -> float:
@@ -146,7 +155,11 @@ def measure(tool: str, db: str, url: str, core: str, solr_pid: int) -> dict[str,
 def _measure(tool: str, db: str, url: str, core: str) -> dict[str, float]:
     done = subprocess.run(
         [sys.executable, __file__, "--child", tool, "--url", url, "--core", core],
-        env=child_env(db, url, core), cwd=ROOT, capture_output=True, text=True, timeout=3600,
+        env=child_env(db, url, core),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=3600,
     )
     if done.returncode != 0:
         return {"error": (done.stderr.strip().splitlines() or ["?"])[-1]}  # type: ignore[dict-item]
@@ -180,8 +193,11 @@ def main() -> None:
     work.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     solr = local.start("standalone", home=work / "solr", heap="1g", timeout=900)
-    print(f"Solr {solr.url} up in {time.perf_counter() - started:.1f}s "
-          f"(python {sys.version.split()[0]}, pid {solr.pid})", flush=True)
+    print(
+        f"Solr {solr.url} up in {time.perf_counter() - started:.1f}s "
+        f"(python {sys.version.split()[0]}, pid {solr.pid})",
+        flush=True,
+    )
     client = SolrClient(solr.url, timeout=120)
     schema.write_configset(Path(solr.home) / "configsets" / "bench" / "conf", registry.all())
     results: dict[int, dict[str, dict[str, float]]] = {}
@@ -220,10 +236,13 @@ def main() -> None:
                         print(f"{size:>7} {tool:<9} FAILED: {r['error']}", flush=True)
                         results[size].setdefault(tool, r)
                         continue
-                    print(f"{size:>7} {tool:<9} round {round_ + 1}: {r['docs']:>7.0f} docs "
-                          f"{r['seconds']:7.2f}s {r['docs'] / r['seconds']:9,.0f} docs/s  "
-                          f"peak RSS {r['rss_mb']:6.1f} MB  CPU s: client {r['cpu']:5.2f} "
-                          f"Solr {r['solr_cpu']:5.2f}", flush=True)
+                    print(
+                        f"{size:>7} {tool:<9} round {round_ + 1}: {r['docs']:>7.0f} docs "
+                        f"{r['seconds']:7.2f}s {r['docs'] / r['seconds']:9,.0f} docs/s  "
+                        f"peak RSS {r['rss_mb']:6.1f} MB  CPU s: client {r['cpu']:5.2f} "
+                        f"Solr {r['solr_cpu']:5.2f}",
+                        flush=True,
+                    )
                     best = results[size].get(tool, {})
                     if "seconds" not in best or r["seconds"] < best["seconds"]:
                         r["rss_mb"] = max(r["rss_mb"], best.get("rss_mb", 0))
@@ -243,12 +262,18 @@ def main() -> None:
         line = f"{size:>7} {rate:12,.0f}"
         for peer in ("haystack", "ceiling"):
             other = by_tool.get(peer, {})
-            line += (f" {other['docs'] / other['seconds']:15,.0f}" if "seconds" in other
-                     else "             n/a")
+            line += (
+                f" {other['docs'] / other['seconds']:15,.0f}"
+                if "seconds" in other
+                else "             n/a"
+            )
         for peer in ("haystack", "ceiling"):
             other = by_tool.get(peer, {})
-            line += (f"  {rate / (other['docs'] / other['seconds']):9.2f}x"
-                     if "seconds" in other else "        n/a")
+            line += (
+                f"  {rate / (other['docs'] / other['seconds']):9.2f}x"
+                if "seconds" in other
+                else "        n/a"
+            )
         print(line)
     print()
     print("CPU seconds per 1000 docs (client + Solr; insensitive to other load):")
@@ -261,7 +286,7 @@ def main() -> None:
         print(line)
     sizes = [s for s in args.sizes if "rss_mb" in results.get(s, {}).get("ours", {})]
     if len(sizes) >= 2:
-        growth = (results[sizes[-1]]["ours"]["rss_mb"] - results[sizes[0]]["ours"]["rss_mb"])
+        growth = results[sizes[-1]]["ours"]["rss_mb"] - results[sizes[0]]["ours"]["rss_mb"]
         print(f"peak RSS growth of ours from {sizes[0]} to {sizes[-1]} rows: {growth:.1f} MB")
 
 

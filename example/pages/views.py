@@ -32,6 +32,14 @@ def search(request):
             pages = results.objects()
         except SolrError as exc:
             error = str(exc)
-    return render(request, "pages/search.html", {
-        "query": query, "results": results, "pages": pages, "error": error,
-    }, status=503 if error else 200)
+    return render(
+        request,
+        "pages/search.html",
+        {
+            "query": query,
+            "results": results,
+            "pages": pages,
+            "error": error,
+        },
+        status=503 if error else 200,
+    )
