@@ -16,6 +16,9 @@ DEFAULTS: dict[str, Any] = {
     # Project defaults for runcpserver options ({"workers": 4, "access_log": "-"}); the
     # command line wins over these.
     "RUNCPSERVER": {},
+    # Project defaults for runfcgi options ({"protocol": "scgi", "socket": "/run/app.sock"});
+    # the command line wins over these.
+    "RUNFCGI": {},
 }
 
 
@@ -40,6 +43,11 @@ class Settings:
     @property
     def RUNCPSERVER(self) -> dict[str, Any]:
         value = self.get("RUNCPSERVER")
+        return dict(value) if isinstance(value, dict) else {}
+
+    @property
+    def RUNFCGI(self) -> dict[str, Any]:
+        value = self.get("RUNFCGI")
         return dict(value) if isinstance(value, dict) else {}
 
 
