@@ -312,8 +312,11 @@ class Worker:
                 signal.signal(getattr(signal, name), signal.SIG_IGN)
         if self.heartbeat is not None:
             threading.Thread(target=self._beat_forever, name="heartbeat", daemon=True).start()
+        # The engine gets its own descriptor to close when it stops; ours stays
+        # open for a re-exec (single-process SIGHUP).
+        engine_sock = self.sock.dup()
         try:
-            self.engine.serve(self.sock, self)
+            self.engine.serve(engine_sock, self)
         except Exception:
             self.log("engine failed:\n" + traceback.format_exc().rstrip())
             return 1 if self._ready.is_set() else WORKER_BOOT_ERROR
@@ -480,11 +483,12 @@ class Master:
             child = self.children.pop(pid, None)
             if child is None:
                 continue
+            booted = child.booted or self.heartbeat.last(child.slot) > 0
             self.heartbeat.give_back(child.slot)
             code = os.waitstatus_to_exitcode(status)
             if child.stopping_since is not None or self.stopping:
                 continue
-            if not child.booted and code != 0:
+            if not booted and code != 0:
                 self.failures += 1
                 delay = min(10.0, 0.1 * 2 ** (self.failures - 1))
                 self.next_spawn = time.monotonic() + delay

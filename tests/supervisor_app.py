@@ -1,0 +1,64 @@
+"""A tiny WSGI app served by the real supervisor and cheroot engine, without Django,
+so supervisor tests can see which worker answered and make workers misbehave.
+
+Usage: python tests/supervisor_app.py '{"workers": 2, ...}'  (ProcessOptions fields,
+plus "threads" and "fail_flag": a path that, while it exists, makes workers fail to boot)
+
+  /            -> "pid <worker pid>"
+  /sleep?s=N&mark=PATH -> touches PATH, sleeps N seconds, answers the pid
+  /exit        -> the worker exits at once (crash)
+  /hang        -> blocks forever (a stuck thread)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from urllib.parse import parse_qs
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from django_devcommands.servers import supervisor  # noqa: E402
+from django_devcommands.servers.http import CherootEngine  # noqa: E402
+
+
+def make_app(fail_flag: str | None):
+    if fail_flag and os.path.exists(fail_flag):
+        raise RuntimeError("boot failure requested by the test")
+
+    def app(environ, start_response):
+        path = environ["PATH_INFO"]
+        query = parse_qs(environ.get("QUERY_STRING", ""))
+        if path == "/sleep":
+            if "mark" in query:
+                Path(query["mark"][0]).touch()
+            time.sleep(float(query["s"][0]))
+        elif path == "/exit":
+            os._exit(1)
+        elif path == "/hang":
+            time.sleep(3600)
+        body = f"pid {os.getpid()}".encode()
+        start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
+        return [body]
+
+    return app
+
+
+def main() -> int:
+    config = json.loads(sys.argv[1]) if len(sys.argv) > 1 else {}
+    threads = config.pop("threads", 4)
+    fail_flag = config.pop("fail_flag", None)
+    engine = CherootEngine(host="127.0.0.1", port=0, threads=threads,
+                           app_factory=lambda: make_app(fail_flag))
+    options = supervisor.ProcessOptions(**config)
+    return supervisor.run(
+        engine, options, stdout=sys.stdout, stderr=sys.stderr,
+        banner=lambda sock: f"test app serving on {supervisor.describe_address(sock)}",
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,188 @@
+"""The prefork supervisor with real processes, signals and HTTP (cheroot engine, tiny app)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+from tests.server_fixtures import *  # noqa: F403
+from tests.server_fixtures import Load, ServerProcess, children, get, start_server, wait_until
+
+APP = Path(__file__).resolve().parent / "supervisor_app.py"
+
+
+@pytest.fixture
+def app_server():
+    started: list[ServerProcess] = []
+
+    def start(**config: object) -> ServerProcess:
+        server = start_server([sys.executable, str(APP), json.dumps(config)], dict(os.environ),
+                              cwd=APP.parent)
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.terminate()
+
+
+def pid_of(url: str) -> int:
+    status, _, body = get(url)
+    assert status == 200
+    return int(body.split()[1])
+
+
+def test_workers_share_one_socket_and_dead_ones_are_respawned(app_server) -> None:
+    server = app_server(workers=2)
+    workers = wait_until(lambda: len(children(server.pid)) == 2 and children(server.pid),
+                         message="2 workers")
+    assert pid_of(server.url) in workers
+    os.kill(workers[0], signal.SIGKILL)
+    replaced = wait_until(lambda: (c := children(server.pid)) and len(c) == 2
+                          and workers[0] not in c and c, message="a replacement worker")
+    assert workers[1] in replaced
+    assert "died (exit -9); replacing it" in server.output
+    assert pid_of(server.url) in replaced
+
+
+def test_a_crashing_request_takes_one_worker_the_master_replaces_it(app_server) -> None:
+    server = app_server(workers=2)
+    wait_until(lambda: len(children(server.pid)) == 2, message="2 workers")
+    with pytest.raises(OSError):
+        get(server.url + "exit")
+    wait_until(lambda: "died (exit 1)" in server.output, message="the crash to be logged")
+    wait_until(lambda: len(children(server.pid)) == 2, message="the replacement")
+    assert pid_of(server.url)
+
+
+def test_sigterm_lets_in_flight_requests_finish(app_server, tmp_path: Path) -> None:
+    pidfile = tmp_path / "app.pid"
+    server = app_server(workers=2, pidfile=str(pidfile), shutdown_timeout=20)
+    assert int(pidfile.read_text()) == server.pid
+    mark = tmp_path / "started"
+    answers: list[object] = []
+    thread = threading.Thread(
+        target=lambda: answers.append(get(f"{server.url}sleep?s=1.5&mark={mark}")), daemon=True
+    )
+    thread.start()
+    wait_until(mark.exists, message="the slow request to start")
+    server.signal(signal.SIGTERM)
+    assert server.wait(30) == 0
+    thread.join(30)
+    assert answers and answers[0][0] == 200  # type: ignore[index]
+    assert not pidfile.exists()
+    assert "SIGTERM: stopping workers gracefully" in server.output
+    with pytest.raises(OSError):
+        get(server.url, timeout=5)
+
+
+def test_sighup_replaces_every_worker_without_failing_a_request(app_server) -> None:
+    server = app_server(workers=2)
+    before = wait_until(lambda: len(c := children(server.pid)) == 2 and c, message="2 workers")
+    load = Load(server.url, concurrency=10).start()
+    server.signal(signal.SIGHUP)
+    after = wait_until(
+        lambda: (c := children(server.pid)) and len(c) == 2 and not set(c) & set(before) and c,
+        timeout=40, message="all workers replaced",
+    )
+    result = load.finish()
+    assert result.failures == []
+    assert result.ok > 0
+    assert len(after) == 2
+    assert "SIGHUP: rolling reload of 2 workers" in server.output
+
+
+def test_sigttin_and_sigttou_add_and_remove_a_worker(app_server) -> None:
+    server = app_server(workers=2)
+    wait_until(lambda: len(children(server.pid)) == 2, message="2 workers")
+    server.signal(signal.SIGTTIN)
+    wait_until(lambda: len(children(server.pid)) == 3, message="3 workers")
+    server.signal(signal.SIGTTOU)  # (signals of one kind coalesce: one at a time)
+    wait_until(lambda: len(children(server.pid)) == 2, message="2 workers")
+    server.signal(signal.SIGTTOU)
+    wait_until(lambda: len(children(server.pid)) == 1, message="1 worker")
+    server.signal(signal.SIGTTOU)  # never below one
+    assert pid_of(server.url)
+    assert "SIGTTOU: 1 workers" in server.output
+    assert len(children(server.pid)) == 1
+
+
+def test_a_frozen_worker_is_killed_and_replaced_after_timeout(app_server) -> None:
+    server = app_server(workers=2, timeout=1.5)
+    workers = wait_until(lambda: len(c := children(server.pid)) == 2 and c, message="2 workers")
+    os.kill(workers[0], signal.SIGSTOP)
+    wait_until(lambda: workers[0] not in children(server.pid) and len(children(server.pid)) == 2,
+               timeout=30, message="the frozen worker to be replaced")
+    assert f"worker {workers[0]} silent" in server.output
+
+
+def test_a_worker_whose_threads_are_all_stuck_is_replaced(app_server) -> None:
+    server = app_server(workers=2, threads=1, timeout=1.5)
+    wait_until(lambda: len(children(server.pid)) == 2, message="2 workers")
+    for _ in range(2):  # one per worker's only thread, whichever accepts them
+        threading.Thread(target=lambda: _ignore(get, server.url + "hang", timeout=60),
+                         daemon=True).start()
+    wait_until(lambda: "silent for" in server.output, timeout=30, message="a stuck worker killed")
+    wait_until(lambda: len(children(server.pid)) == 2, message="2 workers again")
+
+
+def _ignore(func, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
+    try:
+        func(*args, **kwargs)
+    except OSError:
+        pass
+
+
+def test_max_requests_recycles_workers_without_failing_requests(app_server) -> None:
+    server = app_server(workers=1, max_requests=5, max_requests_jitter=2)
+    first = wait_until(lambda: children(server.pid), message="a worker")
+    from tests.server_fixtures import run_load
+
+    result = run_load(server.url, concurrency=2, requests=15)
+    assert result.failures == []
+    assert "(max_requests): recycling" in server.output
+    wait_until(lambda: (c := children(server.pid)) and c != first, message="a new worker")
+
+
+def test_workers_failing_at_boot_are_retried_with_backoff(app_server, tmp_path: Path) -> None:
+    flag = tmp_path / "fail"
+    flag.touch()
+    server = app_server(workers=1, max_requests=1000, fail_flag=str(flag))
+    wait_until(lambda: server.output.count("failed to start") >= 3, timeout=30,
+               message="three failed starts")
+    delays = [float(line.rsplit("next start in ", 1)[1].rstrip("s\n"))
+              for line in server.output.splitlines() if "next start in" in line]
+    assert delays[:3] == [0.1, 0.2, 0.4]
+    flag.unlink()
+    wait_until(lambda: _answers(server.url), timeout=30, message="a worker to boot")
+
+
+def _answers(url: str) -> bool:
+    try:
+        return get(url, timeout=5)[0] == 200
+    except OSError:
+        return False
+
+
+def test_single_worker_runs_without_a_master_and_sighup_reexecs(app_server, tmp_path: Path) -> None:
+    pidfile = tmp_path / "single.pid"
+    server = app_server(workers=1, pidfile=str(pidfile))
+    assert children(server.pid) == []
+    assert pid_of(server.url) == server.pid
+    load = Load(server.url, concurrency=5).start()
+    server.signal(signal.SIGHUP)
+    wait_until(lambda: "re-executed: test app serving on " + server.url in server.output,
+               message="the re-exec")
+    result = load.finish()
+    assert result.failures == []
+    assert pid_of(server.url) == server.pid  # same process, same socket
+    assert int(pidfile.read_text()) == server.pid
+    server.signal(signal.SIGINT)
+    assert server.wait(30) == 0
+    assert not pidfile.exists()
