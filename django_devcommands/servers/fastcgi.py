@@ -57,9 +57,7 @@ def _process_option(name: str, **changes: Any) -> o.Option:
 
 SPEC = o.OptionSpec(
     [
-        o.Option(
-            "protocol", o.choice(*PROTOCOLS), "fcgi", "Protocol spoken to the web server."
-        ),
+        o.Option("protocol", o.choice(*PROTOCOLS), "fcgi", "Protocol spoken to the web server."),
         o.Option(
             "host",
             o.string,
@@ -75,7 +73,10 @@ SPEC = o.OptionSpec(
             default_text="unset: the socket passed as fd 0",
         ),
         o.Option(
-            "socket", o.path, None, "Unix socket path to bind instead of host and port (umask applies)."
+            "socket",
+            o.path,
+            None,
+            "Unix socket path to bind instead of host and port (umask applies).",
         ),
         o.Option(
             "method",
@@ -114,11 +115,7 @@ SPEC = o.OptionSpec(
             0,
             "Recycle a worker after this many requests (0: never). Implies a master process.",
         ),
-        *(
-            opt
-            for opt in PROCESS_OPTIONS
-            if opt.name not in {"workers", "max_requests"}
-        ),
+        *(opt for opt in PROCESS_OPTIONS if opt.name not in {"workers", "max_requests"}),
         o.Option("backlog", o.positive_int, 2048, "Listen queue length of the socket."),
         o.Option(
             "script_name",
@@ -270,12 +267,17 @@ class ThreadPool:
     def free(self, timeout: float) -> bool:
         """Wait up to ``timeout`` for a thread to be free for one more job."""
         with self._cond:
-            return self._cond.wait_for(
-                lambda: self._stopping
-                or self.idle > len(self._jobs)
-                or self.threads < self.max_threads,
-                timeout,
-            ) and not self._stopping
+            return (
+                self._cond.wait_for(
+                    lambda: (
+                        self._stopping
+                        or self.idle > len(self._jobs)
+                        or self.threads < self.max_threads
+                    ),
+                    timeout,
+                )
+                and not self._stopping
+            )
 
     def submit(self, job: Any) -> None:
         with self._cond:
@@ -376,7 +378,9 @@ def _flup_classes(protocol: str, log: Callable[[str], None]) -> tuple[type, type
                 except EOFError:
                     pass
                 except (base.ProtocolError, OSError, ValueError, UnicodeError) as exc:
-                    log(f"scgi: {_peer(self._addr)}: {exc or type(exc).__name__}: connection closed")
+                    log(
+                        f"scgi: {_peer(self._addr)}: {exc or type(exc).__name__}: connection closed"
+                    )
                 finally:
                     _close(self._sock)
 
@@ -397,7 +401,9 @@ def _flup_classes(protocol: str, log: Callable[[str], None]) -> tuple[type, type
                     self._sock.settimeout(IDLE_TIMEOUT)
                     super().run()
                 except Exception as exc:
-                    log(f"fcgi: {_peer(self._addr)}: {type(exc).__name__}: {exc}: connection closed")
+                    log(
+                        f"fcgi: {_peer(self._addr)}: {type(exc).__name__}: {exc}: connection closed"
+                    )
                 finally:
                     _close(self._sock)
 
@@ -552,11 +558,13 @@ class FlupEngine:
             "debug": self.debug,
         }
         if self.protocol == "scgi":
-            kwargs.update(scriptName=None, allowedServers=self.allowed_servers,
-                          loggingLevel=logging.CRITICAL)
+            kwargs.update(
+                scriptName=None, allowedServers=self.allowed_servers, loggingLevel=logging.CRITICAL
+            )
         elif self.protocol == "ajp":
-            kwargs.update(scriptName="", allowedServers=self.allowed_servers,
-                          loggingLevel=logging.CRITICAL)
+            kwargs.update(
+                scriptName="", allowedServers=self.allowed_servers, loggingLevel=logging.CRITICAL
+            )
         server = server_class(RequestFixer(app, self.script_name), **kwargs)
         if self.protocol == "fcgi":
             server._connectionClass = connection_class
@@ -569,10 +577,7 @@ class FlupEngine:
     def _allowed(self, server: Any, addr: Any) -> bool:
         if not isinstance(addr, tuple) or len(addr) < 2:
             return True  # Unix socket: the file's permissions decide
-        if self.protocol == "fcgi":
-            allowed = server._web_server_addrs
-        else:
-            allowed = server._allowedServers
+        allowed = server._web_server_addrs if self.protocol == "fcgi" else server._allowedServers
         return allowed is None or addr[0] in allowed
 
     def serve(self, sock: socket.socket, worker: supervisor.Worker) -> None:
@@ -606,7 +611,9 @@ class FlupEngine:
                     continue
                 client.setblocking(True)
                 if not self._allowed(server, addr):
-                    worker.log(f"{self.protocol}: connection from {addr[0]} refused (allowed_servers)")
+                    worker.log(
+                        f"{self.protocol}: connection from {addr[0]} refused (allowed_servers)"
+                    )
                     _close(client)
                     continue
                 pool.submit(connection_class(client, addr, server, None))
@@ -710,9 +717,14 @@ def nginx_server_block(values: dict[str, Any]) -> str:
     upstream = "django_" + "".join(c if c.isalnum() else "_" for c in target)
     lines = [
         f"# nginx config for: runfcgi protocol={protocol} "
-        + (f"socket={values['socket']}" if values["socket"] else f"host={values['host']} port={values['port']}")
+        + (
+            f"socket={values['socket']}"
+            if values["socket"]
+            else f"host={values['host']} port={values['port']}"
+        )
         + (f" script_name={prefix}" if prefix else ""),
-        "# Put it in nginx's http {} context (e.g. /etc/nginx/conf.d/), then: nginx -t && nginx -s reload",
+        "# Put it in nginx's http {} context (e.g. /etc/nginx/conf.d/);"
+        " then: nginx -t && nginx -s reload",
         f"upstream {upstream} {{",
         f"    server {target};",
         "}",
