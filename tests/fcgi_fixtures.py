@@ -121,9 +121,20 @@ def _read_all(sock: socket.socket) -> bytes:
     return b"".join(chunks)
 
 
+def _send(sock: socket.socket, data: bytes, tolerant: bool) -> None:
+    """Send and half-close; a server that closed first (malformed input) is fine if tolerant."""
+    try:
+        sock.sendall(data)
+        sock.shutdown(socket.SHUT_WR)
+    except OSError:
+        if not tolerant:
+            raise
+
+
 def scgi_request(address: tuple[str, int] | str, headers: dict[str, str] | None = None,
                  body: bytes = b"", *, raw: bytes | None = None, timeout: float = 20) -> bytes:
     """Send one SCGI request (or ``raw`` bytes) and return everything the server answered."""
+    tolerant = raw is not None
     if raw is None:
         fields = {"CONTENT_LENGTH": str(len(body)), "SCGI": "1", "REQUEST_METHOD": "GET",
                   "REQUEST_URI": "/echo/", "SERVER_NAME": "127.0.0.1", "SERVER_PORT": "80",
@@ -133,8 +144,7 @@ def scgi_request(address: tuple[str, int] | str, headers: dict[str, str] | None 
                          for k, v in fields.items())
         raw = str(len(block)).encode() + b":" + block + b"," + body
     with _connect(address, timeout) as sock:
-        sock.sendall(raw)
-        sock.shutdown(socket.SHUT_WR)
+        _send(sock, raw, tolerant)
         return _read_all(sock)
 
 
@@ -172,7 +182,7 @@ def fcgi_request(address: tuple[str, int] | str, params: dict[str, str] | None =
     else:
         parse = False
     with _connect(address, timeout) as sock:
-        sock.sendall(raw)
+        _send(sock, raw, not parse)
         data = _read_all(sock)
     if not parse:
         return data

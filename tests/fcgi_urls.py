@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import threading
 import time
 
 from django.core.wsgi import get_wsgi_application
@@ -47,7 +48,24 @@ def slow(request: HttpRequest) -> HttpResponse:
     return HttpResponse(f"slept {os.getpid()}")
 
 
+_barriers: dict[int, threading.Barrier] = {}
+_barriers_lock = threading.Lock()
+
+
+def barrier(request: HttpRequest) -> HttpResponse:
+    """Answers once ``n`` requests are inside this process at the same time (else 503)."""
+    n = int(request.GET["n"])
+    with _barriers_lock:
+        gate = _barriers.setdefault(n, threading.Barrier(n))
+    try:
+        gate.wait(timeout=float(request.GET.get("timeout", "20")))
+    except threading.BrokenBarrierError:
+        return HttpResponse("broken", status=503)
+    return HttpResponse(f"met {os.getpid()}")
+
+
 urlpatterns = [
+    path("barrier/", barrier),
     path("echo/", echo, name="echo-root"),
     re_path(r"^echo/(?P<rest>.*)$", echo),
     path("slow/", slow),

@@ -340,27 +340,42 @@ def _close(sock: socket.socket) -> None:
         sock.close()
 
 
-def _scgi_header_ok(sock: socket.socket, limit: int) -> bool:
-    """Peek at an SCGI request's netstring length (``123:``) before flup reads it.
+class _Replay:
+    """A socket whose first ``recv`` calls return ``prefix`` again (bytes we already read)."""
 
-    flup reads the digits one byte at a time with no limit and then asks
-    ``recv`` for that many bytes at once: a huge or endless length would cost
-    memory. Nothing is consumed here.
+    def __init__(self, sock: socket.socket, prefix: bytes) -> None:
+        self._sock = sock
+        self._prefix = prefix
+
+    def recv(self, size: int, *flags: int) -> bytes:
+        if self._prefix:
+            data, self._prefix = self._prefix[:size], self._prefix[size:]
+            return data
+        return self._sock.recv(size, *flags)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._sock, name)
+
+
+def _scgi_length_prefix(sock: socket.socket, limit: int) -> bytes:
+    """Read an SCGI request's netstring length (``123:``), refusing huge or endless ones.
+
+    flup reads the digits one byte at a time with no limit and then asks ``recv``
+    for that many bytes at once: a huge length would cost that much memory. The
+    bytes read are returned, to be replayed to flup.
     """
-    digits = len(str(limit)) + 1
-    while True:
-        data = sock.recv(digits, socket.MSG_PEEK)
-        if not data:
-            return False
-        head, colon, _ = data.partition(b":")
-        if not head.isdigit() or (not colon and len(data) >= digits):
-            return False
-        if colon:
-            return int(head) <= limit
-        select.select([sock], [], [], IDLE_TIMEOUT)  # wait for more bytes (bounded)
-        with contextlib.suppress(OSError):
-            if sock.recv(digits, socket.MSG_PEEK) == data:
-                return False  # nothing new for IDLE_TIMEOUT
+    prefix = b""
+    while not prefix.endswith(b":"):
+        byte = sock.recv(1)
+        if not byte:
+            raise EOFError
+        prefix += byte
+        if len(prefix) > len(str(limit)) + 1:
+            raise ValueError("netstring length too long")
+    digits = prefix[:-1]
+    if not digits.isdigit() or int(digits) > limit:
+        raise ValueError(f"bad netstring length {digits[:20]!r}")
+    return prefix
 
 
 def _flup_classes(protocol: str, log: Callable[[str], None]) -> tuple[type, type]:
@@ -372,14 +387,14 @@ def _flup_classes(protocol: str, log: Callable[[str], None]) -> tuple[type, type
             def run(self) -> None:
                 try:
                     self._sock.settimeout(IDLE_TIMEOUT)
-                    if not _scgi_header_ok(self._sock, MAX_HEADER_BYTES):
-                        raise base.ProtocolError("bad netstring length")
+                    prefix = _scgi_length_prefix(self._sock, MAX_HEADER_BYTES)
+                    self._sock = _Replay(self._sock, prefix)
                     self.processInput()
                 except EOFError:
                     pass
-                except (base.ProtocolError, OSError, ValueError, UnicodeError) as exc:
+                except Exception as exc:
                     log(
-                        f"scgi: {_peer(self._addr)}: {exc or type(exc).__name__}: connection closed"
+                        f"scgi: {_peer(self._addr)}: {type(exc).__name__}: {exc}: connection closed"
                     )
                 finally:
                     _close(self._sock)

@@ -42,10 +42,10 @@ with the listening socket inherited (new code, same socket, nothing refused).
 
 * SIGTERM / SIGINT: workers stop accepting, finish in-flight requests (up to
   ``shutdown_timeout``), the master removes the pidfile and exits 0.
-* SIGHUP: rolling reload. One new worker is forked, and once it is serving one
-  old worker is stopped gracefully, and so on: capacity never drops and the
-  socket is never closed. Workers are forked from the master, which has loaded
-  Django's settings and models but not the WSGI application: views, URLconfs,
+* SIGHUP (and SIGUSR1, flup's "purge"): rolling reload. One new worker is forked, and
+  once it is serving one old worker is stopped gracefully, and so on: capacity never
+  drops and the socket is never closed. Workers are forked from the master, which has
+  loaded Django's settings and models but not the WSGI application: views, URLconfs,
   middleware and templates are re-imported; settings and models need a restart.
 * SIGTTIN / SIGTTOU: one worker more / fewer.
 * A worker that dies is respawned; workers dying before they serve are
@@ -308,6 +308,7 @@ class Worker:
             signal.signal(signal.SIGTERM, self._on_stop_signal)
             signal.signal(signal.SIGINT, self._on_stop_signal)
             signal.signal(signal.SIGHUP, self._on_hup)
+            signal.signal(signal.SIGUSR1, self._on_hup)  # flup's purge: a reload here too
             for name in ("SIGTTIN", "SIGTTOU"):
                 signal.signal(getattr(signal, name), signal.SIG_IGN)
         if self.heartbeat is not None:
@@ -402,6 +403,7 @@ class Master:
             signal.SIGTERM,
             signal.SIGINT,
             signal.SIGHUP,
+            signal.SIGUSR1,
             signal.SIGTTIN,
             signal.SIGTTOU,
             signal.SIGCHLD,
@@ -418,9 +420,10 @@ class Master:
                     self.stop_deadline = time.monotonic() + self.shutdown_timeout + 5
                     for child in self.children.values():
                         self._terminate(child)
-            elif sig == signal.SIGHUP and not self.stopping:
+            elif sig in (signal.SIGHUP, signal.SIGUSR1) and not self.stopping:
+                # SIGUSR1 is flup's "purge the workers": the same rolling replacement.
                 self.generation += 1
-                self.log(f"SIGHUP: rolling reload of {self.target} workers")
+                self.log(f"{signal.Signals(sig).name}: rolling reload of {self.target} workers")
             elif sig == signal.SIGTTIN and not self.stopping:
                 self.target += 1
                 self.log(f"SIGTTIN: {self.target} workers")
