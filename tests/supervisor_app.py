@@ -21,8 +21,8 @@ from urllib.parse import parse_qs
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from django_devcommands.servers import supervisor  # noqa: E402
-from django_devcommands.servers.http import CherootEngine  # noqa: E402
+from django_devcommands.servers import supervisor
+from django_devcommands.servers.http import CherootEngine
 
 
 def make_app(fail_flag: str | None):
@@ -41,7 +41,9 @@ def make_app(fail_flag: str | None):
         elif path == "/hang":
             time.sleep(3600)
         body = f"pid {os.getpid()}".encode()
-        start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
+        start_response(
+            "200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))]
+        )
         return [body]
 
     return app
@@ -51,11 +53,15 @@ def main() -> int:
     config = json.loads(sys.argv[1]) if len(sys.argv) > 1 else {}
     threads = config.pop("threads", 4)
     fail_flag = config.pop("fail_flag", None)
-    engine = CherootEngine(host="127.0.0.1", port=0, threads=threads,
-                           app_factory=lambda: make_app(fail_flag))
+    engine = CherootEngine(
+        host="127.0.0.1", port=0, threads=threads, app_factory=lambda: make_app(fail_flag)
+    )
     options = supervisor.ProcessOptions(**config)
     return supervisor.run(
-        engine, options, stdout=sys.stdout, stderr=sys.stderr,
+        engine,
+        options,
+        stdout=sys.stdout,
+        stderr=sys.stderr,
         banner=lambda sock: f"test app serving on {supervisor.describe_address(sock)}",
     )
 

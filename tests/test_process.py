@@ -87,12 +87,14 @@ def test_status_and_stop_messages_for_missing_and_stale(tmp_path: Path) -> None:
     with pytest.raises(process.ProcessError, match="Not running: no pidfile at") as exc:
         process.status(str(pidfile))
     assert exc.value.returncode == 3
-    with pytest.raises(process.ProcessError, match="No pidfile at .*: is the server running"):
+    with pytest.raises(process.ProcessError, match=r"No pidfile at .*: is the server running"):
         process.stop(str(pidfile))
     pidfile.write_text(f"{dead_pid()}\n")
     with pytest.raises(process.ProcessError, match="is stale"):
         process.status(str(pidfile))
-    with pytest.raises(process.ProcessError, match=r"is stale: process \d+ is not running \(pidfile removed\)"):
+    with pytest.raises(
+        process.ProcessError, match=r"is stale: process \d+ is not running \(pidfile removed\)"
+    ):
         process.stop(str(pidfile))
     assert not pidfile.exists()
 
@@ -122,8 +124,10 @@ def test_stop_escalates_to_sigkill_after_the_timeout(tmp_path: Path, sleeper) ->
 
 def test_pid_alive_says_no_for_a_zombie() -> None:
     proc = subprocess.Popen([sys.executable, "-c", "pass"])
-    wait_until(lambda: Path(f"/proc/{proc.pid}/stat").read_text().rpartition(")")[2].split()[0] == "Z",
-               message="a zombie")
+    wait_until(
+        lambda: Path(f"/proc/{proc.pid}/stat").read_text().rpartition(")")[2].split()[0] == "Z",
+        message="a zombie",
+    )
     assert not process.pid_alive(proc.pid)
     proc.wait(10)
 
@@ -147,8 +151,13 @@ def test_daemonize_detaches_and_reports_back(tmp_path: Path) -> None:
     script = tmp_path / "daemon.py"
     script.write_text(DAEMON_SCRIPT)
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
-    done = subprocess.run([sys.executable, str(script), str(workdir), str(pidfile), str(outlog)],
-                          env=env, capture_output=True, text=True, timeout=30)
+    done = subprocess.run(
+        [sys.executable, str(script), str(workdir), str(pidfile), str(outlog)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert done.returncode == 0, done.stderr
     pid = int(pidfile.read_text())
     try:
@@ -158,8 +167,11 @@ def test_daemonize_detaches_and_reports_back(tmp_path: Path) -> None:
         # leader (second fork), so it can never acquire a controlling terminal.
         assert os.getsid(pid) not in (os.getsid(0), pid)
         assert os.readlink(f"/proc/{pid}/cwd") == str(workdir)
-        umask_line = [ln for ln in Path(f"/proc/{pid}/status").read_text().splitlines()
-                      if ln.startswith("Umask:")]
+        umask_line = [
+            ln
+            for ln in Path(f"/proc/{pid}/status").read_text().splitlines()
+            if ln.startswith("Umask:")
+        ]
         assert umask_line == ["Umask:\t0027"]
         assert outlog.read_text() == "daemon stdout\ndaemon stderr\n"
     finally:
@@ -169,14 +181,17 @@ def test_daemonize_detaches_and_reports_back(tmp_path: Path) -> None:
 
 def test_daemonize_failure_reaches_the_foreground(tmp_path: Path) -> None:
     script = tmp_path / "fail.py"
-    script.write_text(textwrap.dedent("""
+    script.write_text(
+        textwrap.dedent("""
         from django_devcommands.servers import process
         daemon = process.daemonize()
         daemon.failed("could not bind: address in use")
-    """))
+    """)
+    )
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
-    done = subprocess.run([sys.executable, str(script)], env=env, capture_output=True,
-                          text=True, timeout=30)
+    done = subprocess.run(
+        [sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=30
+    )
     assert done.returncode == 1
     assert done.stderr == "could not bind: address in use\n"
 
@@ -189,7 +204,9 @@ def test_daemonize_bad_log_path_is_reported_before_forking(tmp_path: Path) -> No
 def test_drop_privileges_unknown_user() -> None:
     with pytest.raises(process.ProcessError, match="server_user 'no-such-user-xyz' does not exist"):
         process.drop_privileges("no-such-user-xyz", None)
-    with pytest.raises(process.ProcessError, match="server_group 'no-such-group-xyz' does not exist"):
+    with pytest.raises(
+        process.ProcessError, match="server_group 'no-such-group-xyz' does not exist"
+    ):
         process.drop_privileges(None, "no-such-group-xyz")
 
 
@@ -200,7 +217,9 @@ def test_drop_privileges_as_root_in_a_child() -> None:
     if pid == 0:
         try:
             process.drop_privileges("nobody", "nogroup")
-            os.write(write_fd, f"{os.getuid()} {os.geteuid()} {os.getgid()} {os.getgroups()}".encode())
+            os.write(
+                write_fd, f"{os.getuid()} {os.geteuid()} {os.getgid()} {os.getgroups()}".encode()
+            )
         finally:
             os._exit(0)
     os.close(write_fd)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -22,8 +23,9 @@ def app_server():
     started: list[ServerProcess] = []
 
     def start(**config: object) -> ServerProcess:
-        server = start_server([sys.executable, str(APP), json.dumps(config)], dict(os.environ),
-                              cwd=APP.parent)
+        server = start_server(
+            [sys.executable, str(APP), json.dumps(config)], dict(os.environ), cwd=APP.parent
+        )
         started.append(server)
         return server
 
@@ -40,12 +42,15 @@ def pid_of(url: str) -> int:
 
 def test_workers_share_one_socket_and_dead_ones_are_respawned(app_server) -> None:
     server = app_server(workers=2)
-    workers = wait_until(lambda: len(children(server.pid)) == 2 and children(server.pid),
-                         message="2 workers")
+    workers = wait_until(
+        lambda: len(children(server.pid)) == 2 and children(server.pid), message="2 workers"
+    )
     assert pid_of(server.url) in workers
     os.kill(workers[0], signal.SIGKILL)
-    replaced = wait_until(lambda: (c := children(server.pid)) and len(c) == 2
-                          and workers[0] not in c and c, message="a replacement worker")
+    replaced = wait_until(
+        lambda: (c := children(server.pid)) and len(c) == 2 and workers[0] not in c and c,
+        message="a replacement worker",
+    )
     assert workers[1] in replaced
     assert "died (exit -9); replacing it" in server.output
     assert pid_of(server.url) in replaced
@@ -89,7 +94,8 @@ def test_sighup_replaces_every_worker_without_failing_a_request(app_server) -> N
     server.signal(signal.SIGHUP)
     after = wait_until(
         lambda: (c := children(server.pid)) and len(c) == 2 and not set(c) & set(before) and c,
-        timeout=40, message="all workers replaced",
+        timeout=40,
+        message="all workers replaced",
     )
     result = load.finish()
     assert result.failures == []
@@ -117,26 +123,28 @@ def test_a_frozen_worker_is_killed_and_replaced_after_timeout(app_server) -> Non
     server = app_server(workers=2, timeout=1.5)
     workers = wait_until(lambda: len(c := children(server.pid)) == 2 and c, message="2 workers")
     os.kill(workers[0], signal.SIGSTOP)
-    wait_until(lambda: workers[0] not in children(server.pid) and len(children(server.pid)) == 2,
-               timeout=30, message="the frozen worker to be replaced")
+    wait_until(
+        lambda: workers[0] not in children(server.pid) and len(children(server.pid)) == 2,
+        timeout=30,
+        message="the frozen worker to be replaced",
+    )
     assert f"worker {workers[0]} silent" in server.output
 
 
 def test_a_worker_whose_threads_are_all_stuck_is_replaced(app_server) -> None:
-    server = app_server(workers=2, threads=1, timeout=1.5)
+    server = app_server(workers=2, threads=1, timeout=1.5, shutdown_timeout=2)
     wait_until(lambda: len(children(server.pid)) == 2, message="2 workers")
     for _ in range(2):  # one per worker's only thread, whichever accepts them
-        threading.Thread(target=lambda: _ignore(get, server.url + "hang", timeout=60),
-                         daemon=True).start()
+        threading.Thread(
+            target=lambda: _ignore(get, server.url + "hang", timeout=60), daemon=True
+        ).start()
     wait_until(lambda: "silent for" in server.output, timeout=30, message="a stuck worker killed")
     wait_until(lambda: len(children(server.pid)) == 2, message="2 workers again")
 
 
 def _ignore(func, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
-    try:
+    with contextlib.suppress(OSError):
         func(*args, **kwargs)
-    except OSError:
-        pass
 
 
 def test_max_requests_recycles_workers_without_failing_requests(app_server) -> None:
@@ -154,10 +162,16 @@ def test_workers_failing_at_boot_are_retried_with_backoff(app_server, tmp_path: 
     flag = tmp_path / "fail"
     flag.touch()
     server = app_server(workers=1, max_requests=1000, fail_flag=str(flag))
-    wait_until(lambda: server.output.count("failed to start") >= 3, timeout=30,
-               message="three failed starts")
-    delays = [float(line.rsplit("next start in ", 1)[1].rstrip("s\n"))
-              for line in server.output.splitlines() if "next start in" in line]
+    wait_until(
+        lambda: server.output.count("failed to start") >= 3,
+        timeout=30,
+        message="three failed starts",
+    )
+    delays = [
+        float(line.rsplit("next start in ", 1)[1].rstrip("s\n"))
+        for line in server.output.splitlines()
+        if "next start in" in line
+    ]
     assert delays[:3] == [0.1, 0.2, 0.4]
     flag.unlink()
     wait_until(lambda: _answers(server.url), timeout=30, message="a worker to boot")
@@ -177,8 +191,10 @@ def test_single_worker_runs_without_a_master_and_sighup_reexecs(app_server, tmp_
     assert pid_of(server.url) == server.pid
     load = Load(server.url, concurrency=5).start()
     server.signal(signal.SIGHUP)
-    wait_until(lambda: "re-executed: test app serving on " + server.url in server.output,
-               message="the re-exec")
+    wait_until(
+        lambda: "re-executed: test app serving on " + server.url in server.output,
+        message="the re-exec",
+    )
     result = load.finish()
     assert result.failures == []
     assert pid_of(server.url) == server.pid  # same process, same socket

@@ -29,51 +29,6 @@ WHITENOISE_MISSING = (
     'pip install "django-devcommands[cherrypy]"'
 )
 
-#: Options of every prefork server (runcpserver, runfcgi): processes, pidfile, privileges.
-PROCESS_OPTIONS: list[o.Option] = [
-    o.Option(
-        "workers", o.workers, 1, "Worker processes sharing the socket; 1 runs without a master."
-    ),
-    o.Option(
-        "timeout",
-        o.seconds,
-        30.0,
-        "A worker silent (frozen, or every thread stuck in a request) for this long is replaced.",
-    ),
-    o.Option(
-        "shutdown_timeout",
-        o.seconds,
-        30.0,
-        "On SIGTERM/SIGINT/reload, how long in-flight requests may take to finish.",
-    ),
-    o.Option(
-        "max_requests",
-        o.non_negative_int,
-        0,
-        "Recycle a worker after this many requests (0: never). Implies a master process.",
-    ),
-    o.Option(
-        "max_requests_jitter",
-        o.non_negative_int,
-        0,
-        "Add a random 0..N to max_requests per worker, so they do not all recycle at once.",
-    ),
-    o.Option("daemonize", o.boolean, False, "Detach from the terminal (double fork, setsid)."),
-    o.Option("pidfile", o.path, None, "Write the server's process id here (atomically)."),
-    o.Option("workdir", o.path, None, "Change to this directory after starting."),
-    o.Option(
-        "umask", o.octal, None, "File mode mask (022 when daemonized).", default_text="unchanged"
-    ),
-    o.Option("outlog", o.path, None, "Daemon standard output (default: discarded)."),
-    o.Option("errlog", o.path, None, "Daemon standard error (default: discarded)."),
-    o.Option(
-        "server_user", o.string, None, "Switch to this user after binding (when started as root)."
-    ),
-    o.Option(
-        "server_group", o.string, None, "Switch to this group after binding (when started as root)."
-    ),
-]
-
 SPEC = o.OptionSpec(
     [
         o.Option("host", o.string, "127.0.0.1", "Address to bind (IPv4 or IPv6)."),
@@ -82,7 +37,7 @@ SPEC = o.OptionSpec(
         o.Option("server_name", o.string, "localhost", "SERVER_NAME and the Server header."),
         o.Option("threads", o.positive_int, 10, "Request threads per worker process."),
         o.Option("backlog", o.positive_int, 2048, "Listen queue length of the socket."),
-        *PROCESS_OPTIONS,
+        *supervisor.PROCESS_OPTIONS,
         o.Option(
             "max_request_header_size",
             o.non_negative_int,
@@ -227,6 +182,26 @@ class CherootEngine:
                 self.socket = sock
                 return sock
 
+        class Gateway(wsgi.Gateway_10):
+            """Sends the status line and headers in one write with the first body chunk.
+
+            cheroot writes them separately; a worker killed between the two leaves a
+            proxy holding headers without a body, which it cannot retry elsewhere.
+            """
+
+            def write(self, chunk: bytes) -> None:
+                if self.req.sent_headers or not chunk:
+                    return super().write(chunk)
+                conn = self.req.conn
+                real, parts = conn.wfile, list[bytes]()
+                conn.wfile = _Collect(parts)
+                try:
+                    super().write(chunk)
+                finally:
+                    conn.wfile = real
+                real.write(b"".join(parts))
+                return None
+
         address = sock.getsockname()
         server = Server(
             address if isinstance(address, str) else address[:2],
@@ -236,6 +211,12 @@ class CherootEngine:
             request_queue_size=self.backlog,
             shutdown_timeout=worker.shutdown_timeout,  # type: ignore[arg-type]  # float is fine
         )
+        # cheroot keeps at most 10 idle keep-alive connections and closes the rest
+        # after their response; behind no proxy (or many clients) that means
+        # reconnecting all the time. Idle connections cost a descriptor in the
+        # selector, not a thread: allow up to half the descriptors we may open.
+        server.keep_alive_conn_limit = keepalive_limit()
+        server.gateway = Gateway
         server.max_request_header_size = self.max_request_header_size
         server.max_request_body_size = self.max_request_body_size
         if self.ssl_certificate:
@@ -279,6 +260,26 @@ class CherootEngine:
                 break
             time.sleep(0.02)
         server.stop()
+
+
+class _Collect:
+    """Stands in for a connection's write file while a response's head is assembled."""
+
+    def __init__(self, parts: list[bytes]) -> None:
+        self.parts = parts
+
+    def write(self, data: bytes) -> None:
+        self.parts.append(bytes(data))
+
+
+def keepalive_limit() -> int:
+    """Idle keep-alive connections one worker keeps: half its file descriptor limit."""
+    import resource
+
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        return 10000
+    return max(10, min(10000, soft // 2))
 
 
 def static_files(app: Callable[..., Any]) -> Callable[..., Any]:
@@ -384,26 +385,7 @@ def launch(resolved: o.Resolved, *, stdout: TextIO, stderr: TextIO) -> int:
         stdout=stdout,
     )
     engine.check()
-    proc = supervisor.ProcessOptions(
-        **{
-            name: values[name]
-            for name in (
-                "workers",
-                "timeout",
-                "shutdown_timeout",
-                "max_requests",
-                "max_requests_jitter",
-                "daemonize",
-                "pidfile",
-                "workdir",
-                "umask",
-                "outlog",
-                "errlog",
-                "server_user",
-                "server_group",
-            )
-        }
-    )
+    proc = supervisor.ProcessOptions.from_values(values)
 
     def banner(sock: socket.socket) -> str:
         mode = f"{proc.workers} workers" if proc.uses_master else "1 process"
@@ -415,6 +397,11 @@ def launch(resolved: o.Resolved, *, stdout: TextIO, stderr: TextIO) -> int:
     def serve() -> int:
         return supervisor.run(engine, proc, stdout=stdout, stderr=stderr, banner=banner)
 
+    # Workers are forked from this process: none may inherit its database
+    # connections (checks may have opened one).
+    from django.db import connections
+
+    connections.close_all()
     if autoreload:
         from django.utils import autoreload as django_autoreload
 

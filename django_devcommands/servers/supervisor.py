@@ -75,6 +75,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TextIO
 
+from django_devcommands import options as o
 from django_devcommands.servers import process
 
 #: Environment variable carrying an inherited listening socket across a re-exec.
@@ -263,7 +264,7 @@ class Worker:
     def healthy(self) -> bool:
         """False when every thread has been stuck in one request for longer than ``timeout``."""
         capacity = getattr(self.engine, "capacity", 0)
-        if not capacity:
+        if not capacity or self.timeout <= 0:
             return True
         limit = time.monotonic() - self.timeout
         with self._lock:
@@ -294,7 +295,7 @@ class Worker:
 
     def _beat_forever(self) -> None:
         assert self.heartbeat is not None
-        interval = max(0.05, min(1.0, self.timeout / 4))
+        interval = max(0.05, min(1.0, self.timeout / 4)) if self.timeout > 0 else 1.0
         while True:
             time.sleep(interval)
             if self._ready.is_set() and self.healthy():
@@ -517,7 +518,7 @@ class Master:
                 child.booted = True
                 self.failures = 0
             last = beat or child.started
-            if now - last > self.timeout:
+            if self.timeout > 0 and now - last > self.timeout:
                 self.log(
                     f"worker {child.pid} silent for {now - last:.0f}s (timeout "
                     f"{self.timeout:g}s): killing and replacing it"
@@ -587,6 +588,53 @@ class Master:
 # -- the launcher ---------------------------------------------------------------------
 
 
+#: Options of every prefork server (runcpserver, runfcgi): processes, pidfile, privileges.
+#: A command's OptionSpec includes them; :meth:`ProcessOptions.from_values` reads them back.
+PROCESS_OPTIONS: list[o.Option] = [
+    o.Option(
+        "workers", o.workers, 1, "Worker processes sharing the socket; 1 runs without a master."
+    ),
+    o.Option(
+        "timeout",
+        o.seconds,
+        30.0,
+        "A worker silent this long (frozen, or all threads stuck) is replaced (0: never).",
+    ),
+    o.Option(
+        "shutdown_timeout",
+        o.seconds,
+        30.0,
+        "On SIGTERM/SIGINT/reload, how long in-flight requests may take to finish.",
+    ),
+    o.Option(
+        "max_requests",
+        o.non_negative_int,
+        0,
+        "Recycle a worker after this many requests (0: never). Implies a master process.",
+    ),
+    o.Option(
+        "max_requests_jitter",
+        o.non_negative_int,
+        0,
+        "Add a random 0..N to max_requests per worker, so they do not all recycle at once.",
+    ),
+    o.Option("daemonize", o.boolean, False, "Detach from the terminal (double fork, setsid)."),
+    o.Option("pidfile", o.path, None, "Write the server's process id here (atomically)."),
+    o.Option("workdir", o.path, None, "Change to this directory after starting."),
+    o.Option(
+        "umask", o.octal, None, "File mode mask (022 when daemonized).", default_text="unchanged"
+    ),
+    o.Option("outlog", o.path, None, "Daemon standard output (default: discarded)."),
+    o.Option("errlog", o.path, None, "Daemon standard error (default: discarded)."),
+    o.Option(
+        "server_user", o.string, None, "Switch to this user after binding (when started as root)."
+    ),
+    o.Option(
+        "server_group", o.string, None, "Switch to this group after binding (when started as root)."
+    ),
+]
+
+
 @dataclass
 class ProcessOptions:
     """Everything about processes that runcpserver and runfcgi share."""
@@ -604,6 +652,11 @@ class ProcessOptions:
     errlog: str | None = None
     server_user: str | None = None
     server_group: str | None = None
+
+    @classmethod
+    def from_values(cls, values: dict[str, Any]) -> ProcessOptions:
+        """The process options out of a command's resolved option values."""
+        return cls(**{option.name: values[option.name] for option in PROCESS_OPTIONS})
 
     @property
     def uses_master(self) -> bool:

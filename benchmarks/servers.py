@@ -1,0 +1,400 @@
+"""Side-by-side benchmark of the WSGI servers, all in one run, with ratios.
+
+    python benchmarks/servers.py [--duration 5] [--scenario overhead] [--write-docs]
+
+The page measured is the example project's page list (a few KB of HTML built
+from a database query, DEBUG off). Load comes from ``wrk`` (installed with
+apt-get when missing and we are root); gunicorn is pip-installed into this
+interpreter when missing. Scenarios:
+
+* overhead: ``runcpserver workers=1`` against plain cheroot running the same
+  app with the same thread count (what our supervisor and wrappers cost);
+* prefork: ``runcpserver workers=2`` against ``gunicorn -w 2`` (sync workers);
+* ceiling: the same WSGI app called in-process in a loop, one core.
+
+Competitors are entries in :data:`COMPETITORS` (a name and a command line for a
+port), and scenarios name them, so ``runfcgi`` (behind nginx) can add its own.
+Results go to ``benchmarks/results/servers-<time>.json``; ``--write-docs``
+rewrites the table in ``docs/benchmarks/servers.rst``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLE = ROOT / "example"
+RESULTS = ROOT / "benchmarks" / "results"
+DOCS = ROOT / "docs" / "benchmarks" / "servers.rst"
+TABLE_START = ".. table-start (written by benchmarks/servers.py --write-docs)"
+TABLE_END = ".. table-end"
+
+WRK_REPORT = """
+done = function(summary, latency, requests)
+  local errors = summary.errors.connect + summary.errors.read + summary.errors.write
+                 + summary.errors.status + summary.errors.timeout
+  io.write(string.format(
+    'JSON {"requests": %d, "seconds": %f, "errors": %d, "p50_ms": %f, "p99_ms": %f}\\n',
+    summary.requests, summary.duration / 1e6, errors,
+    latency:percentile(50) / 1000, latency:percentile(99) / 1000))
+end
+"""
+
+PLAIN_CHEROOT = """
+import os, sys
+import django
+from cheroot import wsgi
+from django.core.wsgi import get_wsgi_application
+app = get_wsgi_application()
+server = wsgi.Server(("127.0.0.1", int(sys.argv[1])), app, numthreads=int(sys.argv[2]),
+                     request_queue_size=2048)
+try:
+    server.safe_start()
+except KeyboardInterrupt:
+    pass
+"""
+
+CEILING = """
+import json, sys, time
+from io import BytesIO
+from django.core.wsgi import get_wsgi_application
+app = get_wsgi_application()
+environ = {"REQUEST_METHOD": "GET", "PATH_INFO": "/", "SERVER_NAME": "127.0.0.1",
+           "SERVER_PORT": "80", "SERVER_PROTOCOL": "HTTP/1.1", "HTTP_HOST": "127.0.0.1",
+           "wsgi.url_scheme": "http", "wsgi.input": BytesIO(), "wsgi.errors": sys.stderr,
+           "wsgi.version": (1, 0), "wsgi.multithread": False, "wsgi.multiprocess": False,
+           "wsgi.run_once": False, "SCRIPT_NAME": "", "QUERY_STRING": ""}
+def start_response(status, headers, exc_info=None):
+    assert status.startswith("200"), status
+body = b"".join(app(dict(environ), start_response))  # warm up
+deadline = time.perf_counter() + float(sys.argv[1])
+count, started = 0, time.perf_counter()
+while time.perf_counter() < deadline:
+    result = app(dict(environ), start_response)
+    b"".join(result)
+    result.close()
+    count += 1
+print(json.dumps({"rps": count / (time.perf_counter() - started), "bytes": len(body)}))
+"""
+
+
+@dataclass
+class Competitor:
+    """A server to measure: ``command(port)`` starts it in the foreground."""
+
+    name: str
+    command: Callable[[int], list[str]]
+    workers: int = 1
+    note: str = ""
+
+
+def _manage(*args: str) -> Callable[[int], list[str]]:
+    return lambda port: [sys.executable, str(EXAMPLE / "manage.py"), *args, f"port={port}"]
+
+
+COMPETITORS: dict[str, Competitor] = {
+    c.name: c
+    for c in [
+        Competitor(
+            "runcpserver workers=1",
+            _manage("runcpserver", "workers=1", "threads=10", "autoreload=false"),
+            note="one process, no master, 10 threads",
+        ),
+        Competitor(
+            "plain cheroot",
+            lambda port: [sys.executable, "-c", PLAIN_CHEROOT, str(port), "10"],
+            note="cheroot.wsgi.Server, 10 threads, same app",
+        ),
+        Competitor(
+            "runcpserver workers=2",
+            _manage("runcpserver", "workers=2", "threads=10", "autoreload=false"),
+            workers=2,
+            note="master + 2 workers x 10 threads",
+        ),
+        Competitor(
+            "gunicorn -w 2 (sync)",
+            lambda port: [
+                sys.executable, "-m", "gunicorn", "-w", "2", "-k", "sync", "-b",
+                f"127.0.0.1:{port}", "--backlog", "2048", "exampleproject.wsgi:application",
+            ],
+            workers=2,
+            note="gunicorn sync workers (no keep-alive)",
+        ),
+    ]
+}
+
+
+@dataclass
+class Scenario:
+    name: str
+    title: str
+    competitors: list[str]
+    concurrency: list[int]
+    #: The competitor the others are divided by in the ratio column.
+    baseline: str
+    headers: list[str] = field(default_factory=list)
+
+
+SCENARIOS = [
+    Scenario("overhead", "runcpserver workers=1 vs plain cheroot (keep-alive)",
+             ["runcpserver workers=1", "plain cheroot"], [10, 50], baseline="plain cheroot"),
+    Scenario("prefork", "runcpserver workers=2 vs gunicorn -w 2 (keep-alive requested)",
+             ["runcpserver workers=2", "gunicorn -w 2 (sync)"], [50, 200],
+             baseline="gunicorn -w 2 (sync)"),
+    Scenario("prefork-close", "runcpserver workers=2 vs gunicorn -w 2 (Connection: close)",
+             ["runcpserver workers=2", "gunicorn -w 2 (sync)"], [50, 200],
+             baseline="gunicorn -w 2 (sync)", headers=["Connection: close"]),
+]
+
+
+# -- tools ------------------------------------------------------------------------------
+
+
+def ensure_tools(need_gunicorn: bool) -> str:
+    wrk = shutil.which("wrk")
+    if wrk is None:
+        if os.geteuid() != 0:
+            sys.exit("wrk is missing: apt-get install wrk (or run this script as root)")
+        subprocess.run(["apt-get", "update", "-qq"], check=True)
+        subprocess.run(["apt-get", "install", "-y", "-qq", "--no-install-recommends", "wrk"],
+                       check=True, env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
+        wrk = shutil.which("wrk") or "/usr/bin/wrk"
+    if need_gunicorn:
+        try:
+            import gunicorn  # noqa: F401
+        except ImportError:
+            subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "gunicorn"],
+                           check=True)
+    return wrk
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def children(pid: int) -> list[int]:
+    found: list[int] = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        with contextlib.suppress(OSError):
+            found += [int(p) for p in (task / "children").read_text().split()]
+    return found
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+@dataclass
+class Running:
+    proc: subprocess.Popen[bytes]
+    url: str
+
+    def worker_pids(self) -> list[int]:
+        return children(self.proc.pid) or [self.proc.pid]
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(10)
+
+
+def start(competitor: Competitor, env: dict[str, str]) -> Running:
+    port = free_port()
+    proc = subprocess.Popen(competitor.command(port), env=env, cwd=EXAMPLE,
+                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    url = f"http://127.0.0.1:{port}/"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            sys.exit(f"{competitor.name} exited with {proc.returncode}")
+        try:
+            with urllib.request.urlopen(url, timeout=5) as response:
+                if response.status == 200:
+                    return Running(proc, url)
+        except OSError:
+            time.sleep(0.2)
+    proc.kill()
+    sys.exit(f"{competitor.name} did not start")
+
+
+def run_wrk(wrk: str, url: str, concurrency: int, duration: float, headers: list[str],
+            script: Path) -> dict[str, float]:
+    threads = min(2, concurrency)
+    args = [wrk, f"-t{threads}", f"-c{concurrency}", f"-d{duration:g}s", "--timeout", "10s",
+            "-s", str(script)]
+    for header in headers:
+        args += ["-H", header]
+    done = subprocess.run([*args, url], capture_output=True, text=True, timeout=duration + 60)
+    line = next((ln for ln in done.stdout.splitlines() if ln.startswith("JSON ")), None)
+    if line is None:
+        sys.exit(f"wrk failed: {done.stdout}\n{done.stderr}")
+    data = json.loads(line[5:])
+    data["rps"] = data["requests"] / data["seconds"]
+    return data
+
+
+# -- the run ----------------------------------------------------------------------------
+
+
+def prepare_project(tmp: Path) -> dict[str, str]:
+    env = {
+        **os.environ,
+        "EXAMPLE_DB": str(tmp / "bench.sqlite3"),
+        "EXAMPLE_DEBUG": "0",
+        "DJANGO_SETTINGS_MODULE": "exampleproject.settings",
+        "PYTHONPATH": os.pathsep.join([str(ROOT), str(EXAMPLE)]),
+    }
+    subprocess.run([sys.executable, str(EXAMPLE / "manage.py"), "demo", "--no-serve",
+                    "--pages", "200", "-v0"], env=env, cwd=EXAMPLE, check=True)
+    return env
+
+
+def measure_ceiling(env: dict[str, str], duration: float) -> dict[str, float]:
+    done = subprocess.run([sys.executable, "-c", CEILING, str(duration)], env=env, cwd=EXAMPLE,
+                          capture_output=True, text=True, check=True, timeout=duration + 60)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--duration", type=float, default=5.0, help="seconds per wrk run")
+    parser.add_argument("--scenario", action="append", choices=[s.name for s in SCENARIOS],
+                        help="run only these scenarios (repeatable)")
+    parser.add_argument("--write-docs", action="store_true", help=f"rewrite the table in {DOCS}")
+    args = parser.parse_args(argv)
+    scenarios = [s for s in SCENARIOS if not args.scenario or s.name in args.scenario]
+    wrk = ensure_tools(any("gunicorn" in n for s in scenarios for n in s.competitors))
+
+    rows: list[dict[str, object]] = []
+    with tempfile.TemporaryDirectory() as tmpdir:
+        tmp = Path(tmpdir)
+        env = prepare_project(tmp)
+        script = tmp / "report.lua"
+        script.write_text(WRK_REPORT)
+        ceiling = measure_ceiling(env, args.duration)
+        print(f"ceiling: the app in-process, one core: {ceiling['rps']:.0f} req/s "
+              f"({ceiling['bytes']} bytes per page)")
+        for scenario in scenarios:
+            for concurrency in scenario.concurrency:
+                results = {}
+                for name in scenario.competitors:
+                    competitor = COMPETITORS[name]
+                    running = start(competitor, env)
+                    try:
+                        # warm-up run, then the measured one
+                        run_wrk(wrk, running.url, concurrency, 1.0, scenario.headers, script)
+                        data = run_wrk(wrk, running.url, concurrency, args.duration,
+                                       scenario.headers, script)
+                        pids = running.worker_pids()
+                        data["rss_mb"] = sum(rss_mb(p) for p in pids) / len(pids)
+                    finally:
+                        running.stop()
+                    results[name] = data
+                base = results[scenario.baseline]["rps"]
+                for name, data in results.items():
+                    workers = COMPETITORS[name].workers
+                    cores = min(workers, os.cpu_count() or 1)
+                    rows.append({
+                        "scenario": scenario.name, "title": scenario.title, "server": name,
+                        "concurrency": concurrency, **data,
+                        "ratio": data["rps"] / base if base else 0.0,
+                        "of_ceiling": data["rps"] / (ceiling["rps"] * cores),
+                    })
+                    print(_format_row(rows[-1]), flush=True)
+
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    report = {
+        "when": stamp, "duration": args.duration, "cpu_count": os.cpu_count(),
+        "python": sys.version.split()[0], "ceiling": ceiling, "rows": rows,
+        "competitors": {n: asdict(c) | {"command": None} for n, c in COMPETITORS.items()},
+    }
+    out = RESULTS / f"servers-{stamp}.json"
+    out.write_text(json.dumps(report, indent=2))
+    print(f"\nresults: {out}")
+    table = rst_table(rows, ceiling, args.duration)
+    print("\n" + table)
+    if args.write_docs:
+        write_docs(table)
+    return 0
+
+
+def _format_row(row: dict[str, object]) -> str:
+    return (f"{row['scenario']:<14} c={row['concurrency']:<4} {row['server']:<24} "
+            f"{row['rps']:8.0f} req/s  p50 {row['p50_ms']:7.1f} ms  p99 {row['p99_ms']:7.1f} ms  "
+            f"errors {row['errors']:<5} RSS/worker {row['rss_mb']:5.0f} MB  "
+            f"x{row['ratio']:.2f}  {100 * row['of_ceiling']:.0f}% of ceiling")
+
+
+def rst_table(rows: list[dict[str, object]], ceiling: dict[str, float], duration: float) -> str:
+    lines = [
+        ".. list-table::",
+        "   :header-rows: 1",
+        "",
+        "   * - Scenario",
+        "     - c",
+        "     - Server",
+        "     - req/s",
+        "     - p50 ms",
+        "     - p99 ms",
+        "     - errors",
+        "     - RSS/worker MB",
+        "     - ratio",
+        "     - of ceiling",
+    ]
+    for row in rows:
+        lines += [
+            f"   * - {row['scenario']}",
+            f"     - {row['concurrency']}",
+            f"     - {row['server']}",
+            f"     - {row['rps']:.0f}",
+            f"     - {row['p50_ms']:.1f}",
+            f"     - {row['p99_ms']:.1f}",
+            f"     - {row['errors']}",
+            f"     - {row['rss_mb']:.0f}",
+            f"     - {row['ratio']:.2f}",
+            f"     - {100 * row['of_ceiling']:.0f}%",
+        ]
+    lines += [
+        "",
+        f"Ceiling (the app called in-process in a loop, one core): {ceiling['rps']:.0f} req/s "
+        f"for a {ceiling['bytes']}-byte page. wrk runs of {duration:g} s after a 1 s warm-up; "
+        f"{os.cpu_count()} cores shared with other work while measuring.",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def write_docs(table: str) -> None:
+    text = DOCS.read_text()
+    head, _, rest = text.partition(TABLE_START)
+    _, _, tail = rest.partition(TABLE_END)
+    DOCS.write_text(f"{head}{TABLE_START}\n\n{table}\n{TABLE_END}{tail}")
+    print(f"wrote {DOCS}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
