@@ -40,7 +40,7 @@ from urllib.parse import unquote_to_bytes
 
 from django_devcommands import options as o
 from django_devcommands.servers import supervisor
-from django_devcommands.servers.http import PROCESS_OPTIONS
+from django_devcommands.servers.supervisor import PROCESS_OPTIONS
 
 FLUP_MISSING = 'runfcgi needs flup: pip install "django-devcommands[fcgi]"'
 PROTOCOLS = ("fcgi", "scgi", "ajp")
