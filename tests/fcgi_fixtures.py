@@ -26,6 +26,7 @@ __all__ = [
     "FCGI_BEGIN_REQUEST",
     "FCGI_PARAMS",
     "FCGI_STDIN",
+    "ajp_request",
     "fcgi_env",
     "fcgi_record",
     "fcgi_request",
@@ -204,3 +205,60 @@ def parse_cgi_response(data: bytes) -> tuple[int, dict[str, str], bytes]:
         headers[name.strip().lower()] = value.strip()
     status = int(headers.get("status", "200").split()[0]) if head else 0
     return status, headers, body
+
+
+def _ajp_string(value: str | None) -> bytes:
+    if value is None:
+        return b"\xff\xff"
+    data = value.encode("latin-1")
+    return struct.pack(">H", len(data)) + data + b"\0"
+
+
+def ajp_request(address: tuple[str, int] | str, uri: str = "/echo/", query: str | None = None,
+                *, is_ssl: bool = False, timeout: float = 20) -> tuple[int, dict[str, str], bytes]:
+    """One AJP13 GET (what Apache's mod_proxy_ajp sends): (status, headers, body)."""
+    data = (b"\x02\x02" + _ajp_string("HTTP/1.1") + _ajp_string(uri)
+            + _ajp_string("127.0.0.1") + _ajp_string(None) + _ajp_string("127.0.0.1")
+            + struct.pack(">H", 80) + bytes([1 if is_ssl else 0])
+            + struct.pack(">H", 1) + b"\xa0\x0b" + _ajp_string("127.0.0.1"))  # Host
+    if query is not None:
+        data += b"\x05" + _ajp_string(query)
+    data += b"\xff"
+    packet = b"\x12\x34" + struct.pack(">H", len(data)) + data
+    status, headers, body = 0, {}, b""
+    with _connect(address, timeout) as sock:
+        sock.sendall(packet)
+        buffer = b""
+        while True:
+            while len(buffer) < 4 or len(buffer) < 4 + struct.unpack(">H", buffer[2:4])[0]:
+                chunk = sock.recv(65536)
+                if not chunk:
+                    raise ConnectionError(f"AJP connection closed mid-response: {buffer[:100]!r}")
+                buffer += chunk
+            length = struct.unpack(">H", buffer[2:4])[0]
+            payload, buffer = buffer[4:4 + length], buffer[4 + length:]
+            kind = payload[0]
+            if kind == 4:  # SEND_HEADERS
+                status = struct.unpack(">H", payload[1:3])[0]
+                pos = 3 + 2 + struct.unpack(">H", payload[3:5])[0] + 1
+                count = struct.unpack(">H", payload[pos:pos + 2])[0]
+                pos += 2
+                for _ in range(count):
+                    if payload[pos] == 0xA0:
+                        name = {1: "content-type", 2: "content-language", 3: "content-length",
+                                4: "date", 5: "last-modified", 6: "location", 7: "set-cookie",
+                                8: "set-cookie2", 9: "servlet-engine", 10: "status",
+                                11: "www-authenticate"}[payload[pos + 1]]
+                        pos += 2
+                    else:
+                        size = struct.unpack(">H", payload[pos:pos + 2])[0]
+                        name = payload[pos + 2:pos + 2 + size].decode("latin-1").lower()
+                        pos += 2 + size + 1
+                    size = struct.unpack(">H", payload[pos:pos + 2])[0]
+                    headers[name] = payload[pos + 2:pos + 2 + size].decode("latin-1")
+                    pos += 2 + size + 1
+            elif kind == 3:  # SEND_BODY_CHUNK
+                size = struct.unpack(">H", payload[1:3])[0]
+                body += payload[3:3 + size]
+            elif kind == 5:  # END_RESPONSE
+                return status, headers, body

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -244,3 +246,85 @@ def test_debug_true_shows_our_page_without_cgitb(runfcgi, fcgi_env, tmp_path, pr
     assert status == 500
     assert b"Traceback" in body and b"secret-traceback-marker" in body
     assert headers["content-type"].startswith("text/html")
+
+
+# -- AJP (Apache's mod_proxy_ajp protocol; nginx does not speak it) ---------------------
+
+
+@pytest.mark.parametrize("transport", ["tcp", "unix"])
+def test_ajp_request(runfcgi, tmp_path, transport):
+    from tests.fcgi_fixtures import ajp_request
+
+    if transport == "unix":
+        server = runfcgi("protocol=ajp", f"socket={tmp_path / 'ajp.sock'}")
+        address: tuple[str, int] | str = str(tmp_path / "ajp.sock")
+    else:
+        server = runfcgi("protocol=ajp")
+        address = server.address
+    status, headers, body = ajp_request(address, "/echo/caf%C3%A9%20z", "q=%C3%A9")
+    assert status == 200, body[:300]
+    seen = json.loads(body)
+    assert seen["path"] == "/echo/café z"
+    assert seen["GET"] == {"q": ["é"]}
+    assert headers["content-type"].startswith("application/json")
+    status, _, body = ajp_request(address, "/echo/s", is_ssl=True)
+    assert json.loads(body)["is_secure"] is True
+
+
+# -- runfcgi nginx: the printed server block works in real nginx ----------------------
+
+
+@pytest.mark.parametrize(("protocol", "transport"), [("scgi", "tcp"), ("fcgi", "unix")])
+def test_nginx_helper_block_passes_nginx_t_and_serves(runfcgi, fcgi_env, tmp_path, protocol,
+                                                      transport):
+    import shutil
+
+    from tests.server_fixtures import free_port
+
+    binary = shutil.which("nginx") or "/usr/sbin/nginx"
+    if not os.path.exists(binary):
+        pytest.skip("nginx is not installed")
+    where = [f"socket={tmp_path / 'app.sock'}"] if transport == "unix" else []
+    server = runfcgi(f"protocol={protocol}", *where, "script_name=/site")
+    address = where or [f"port={server.address[1]}"]
+    collected = manage(fcgi_env, "collectstatic", "--noinput", "-v0")
+    assert collected.returncode == 0, collected.stderr
+    port = free_port()
+    printed = manage(fcgi_env, "runfcgi", "nginx", f"protocol={protocol}", *address,
+                     "script_name=/site", f"listen=127.0.0.1:{port}", "server_name=localhost")
+    assert printed.returncode == 0, printed.stderr
+    assert "server {" in printed.stdout and "upstream " in printed.stdout
+    (tmp_path / "site.conf").write_text(printed.stdout)
+    user = "user root;\n" if os.geteuid() == 0 else ""
+    main = tmp_path / "nginx.conf"
+    main.write_text(
+        f"{user}worker_processes 1;\npid {tmp_path}/nginx.pid;\nerror_log {tmp_path}/error.log;\n"
+        "events { worker_connections 256; }\n"
+        f"http {{\n  access_log off;\n  client_body_temp_path {tmp_path}/body;\n"
+        f"  fastcgi_temp_path {tmp_path}/fcgi;\n  scgi_temp_path {tmp_path}/scgi;\n"
+        f"  proxy_temp_path {tmp_path}/proxy;\n  uwsgi_temp_path {tmp_path}/uwsgi;\n"
+        f"  include {tmp_path}/site.conf;\n}}\n"
+    )
+    args = [binary, "-p", str(tmp_path), "-c", str(main), "-e", str(tmp_path / "error.log")]
+    checked = subprocess.run([*args, "-t"], capture_output=True, text=True, timeout=30)
+    assert checked.returncode == 0, checked.stderr
+    nginx_proc = subprocess.Popen([*args, "-g", "daemon off;"], stdin=subprocess.DEVNULL)
+    try:
+        def up() -> bool:
+            with socket.socket() as probe:
+                return probe.connect_ex(("127.0.0.1", port)) == 0
+
+        wait_until(up, 20, message="nginx to listen")
+        response = requests.get(f"http://127.0.0.1:{port}/site/echo/%C3%A0?x=1", timeout=20)
+        assert response.status_code == 200, response.text[:300]
+        assert response.json()["path"] == "/site/echo/à"
+        assert response.json()["script_name"] == "/site"
+        css = requests.get(f"http://127.0.0.1:{port}/site/static/pages/site.css", timeout=20)
+        assert css.status_code == 200 and "{" in css.text  # nginx serves STATIC_ROOT itself
+    finally:
+        nginx_proc.send_signal(signal.SIGQUIT)
+        try:
+            nginx_proc.wait(10)
+        except subprocess.TimeoutExpired:
+            nginx_proc.kill()
+            nginx_proc.wait(10)
