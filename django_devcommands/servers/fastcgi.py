@@ -335,7 +335,7 @@ def _peer(addr: Any) -> str:
     return "unix socket"
 
 
-def _close(sock: socket.socket) -> None:
+def _close(sock: Any) -> None:
     with contextlib.suppress(OSError):
         sock.close()
 
@@ -383,12 +383,13 @@ def _flup_classes(protocol: str, log: Callable[[str], None]) -> tuple[type, type
     if protocol == "scgi":
         from flup.server import scgi_base as base
 
-        class SCGIConnection(base.Connection):  # type: ignore[misc,name-defined]
+        class SCGIConnection(base.Connection):
             def run(self) -> None:
                 try:
-                    self._sock.settimeout(IDLE_TIMEOUT)
-                    prefix = _scgi_length_prefix(self._sock, MAX_HEADER_BYTES)
-                    self._sock = _Replay(self._sock, prefix)
+                    sock: Any = self.__dict__["_sock"]  # set by flup's __init__
+                    sock.settimeout(IDLE_TIMEOUT)
+                    prefix = _scgi_length_prefix(sock, MAX_HEADER_BYTES)
+                    self._sock = _Replay(sock, prefix)
                     self.processInput()
                 except EOFError:
                     pass
@@ -399,7 +400,7 @@ def _flup_classes(protocol: str, log: Callable[[str], None]) -> tuple[type, type
                 finally:
                     _close(self._sock)
 
-        class SCGIServer(base.BaseSCGIServer):  # type: ignore[misc,name-defined]
+        class SCGIServer(base.BaseSCGIServer):
             def error(self, request: Any) -> None:
                 request.stdout.write(error_page(self.debug, sys.exc_info()))
 
@@ -408,7 +409,7 @@ def _flup_classes(protocol: str, log: Callable[[str], None]) -> tuple[type, type
     if protocol == "fcgi":
         from flup.server import fcgi_base as base
 
-        class FCGIConnection(base.Connection):  # type: ignore[misc,name-defined]
+        class FCGIConnection(base.Connection):
             _params_bytes = 0
 
             def run(self) -> None:
@@ -449,7 +450,7 @@ def _flup_classes(protocol: str, log: Callable[[str], None]) -> tuple[type, type
                         pass
                 _close(self._sock)
 
-        class FCGIServer(base.BaseFCGIServer):  # type: ignore[misc,name-defined]
+        class FCGIServer(base.BaseFCGIServer):
             def error(self, req: Any) -> None:
                 req.stdout.write(error_page(self.debug, sys.exc_info()))
 
@@ -457,7 +458,7 @@ def _flup_classes(protocol: str, log: Callable[[str], None]) -> tuple[type, type
 
     from flup.server import ajp_base as base
 
-    class AJPConnection(base.Connection):  # type: ignore[misc,name-defined]
+    class AJPConnection(base.Connection):
         def run(self) -> None:
             try:
                 while True:  # AJP connections are persistent
@@ -472,7 +473,7 @@ def _flup_classes(protocol: str, log: Callable[[str], None]) -> tuple[type, type
             finally:
                 _close(self._sock)
 
-    class AJPServer(base.BaseAJPServer):  # type: ignore[misc,name-defined]
+    class AJPServer(base.BaseAJPServer):
         def error(self, request: Any) -> None:
             request.write(error_page(self.debug, sys.exc_info()).split(b"\r\n\r\n", 1)[1])
 
@@ -520,15 +521,14 @@ class FlupEngine:
     #: Builds the WSGI application in the worker (default: Django's WSGI_APPLICATION).
     app_factory: Callable[[], Callable[..., Any]] | None = None
     stderr: TextIO | None = None
+    #: Shown in log lines; ``flup-<protocol>`` unless given.
+    name: str = ""
 
     def __post_init__(self) -> None:
+        self.name = self.name or f"flup-{self.protocol}"
         self._stopping = threading.Event()
         self._pool: ThreadPool | None = None
         self._wake: tuple[int, int] | None = None
-
-    @property
-    def name(self) -> str:
-        return f"flup-{self.protocol}"
 
     @property
     def capacity(self) -> int:
@@ -611,10 +611,10 @@ class FlupEngine:
                 if not pool.free(0.5):
                     continue
                 try:
-                    readable, _, _ = select.select([sock, wake_r], [], [], 1.0)
+                    readable, _, _ = select.select([sock.fileno(), wake_r], [], [], 1.0)
                 except InterruptedError:
                     continue
-                if sock not in readable:
+                if sock.fileno() not in readable:
                     continue
                 try:
                     client, addr = sock.accept()
