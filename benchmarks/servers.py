@@ -128,8 +128,18 @@ COMPETITORS: dict[str, Competitor] = {
         Competitor(
             "gunicorn -w 2 (sync)",
             lambda port: [
-                sys.executable, "-m", "gunicorn", "-w", "2", "-k", "sync", "-b",
-                f"127.0.0.1:{port}", "--backlog", "2048", "exampleproject.wsgi:application",
+                sys.executable,
+                "-m",
+                "gunicorn",
+                "-w",
+                "2",
+                "-k",
+                "sync",
+                "-b",
+                f"127.0.0.1:{port}",
+                "--backlog",
+                "2048",
+                "exampleproject.wsgi:application",
             ],
             workers=2,
             note="gunicorn sync workers (no keep-alive)",
@@ -150,14 +160,28 @@ class Scenario:
 
 
 SCENARIOS = [
-    Scenario("overhead", "runcpserver workers=1 vs plain cheroot (keep-alive)",
-             ["runcpserver workers=1", "plain cheroot"], [10, 50], baseline="plain cheroot"),
-    Scenario("prefork", "runcpserver workers=2 vs gunicorn -w 2 (keep-alive requested)",
-             ["runcpserver workers=2", "gunicorn -w 2 (sync)"], [50, 200],
-             baseline="gunicorn -w 2 (sync)"),
-    Scenario("prefork-close", "runcpserver workers=2 vs gunicorn -w 2 (Connection: close)",
-             ["runcpserver workers=2", "gunicorn -w 2 (sync)"], [50, 200],
-             baseline="gunicorn -w 2 (sync)", headers=["Connection: close"]),
+    Scenario(
+        "overhead",
+        "runcpserver workers=1 vs plain cheroot (keep-alive)",
+        ["runcpserver workers=1", "plain cheroot"],
+        [10, 50],
+        baseline="plain cheroot",
+    ),
+    Scenario(
+        "prefork",
+        "runcpserver workers=2 vs gunicorn -w 2 (keep-alive requested)",
+        ["runcpserver workers=2", "gunicorn -w 2 (sync)"],
+        [50, 200],
+        baseline="gunicorn -w 2 (sync)",
+    ),
+    Scenario(
+        "prefork-close",
+        "runcpserver workers=2 vs gunicorn -w 2 (Connection: close)",
+        ["runcpserver workers=2", "gunicorn -w 2 (sync)"],
+        [50, 200],
+        baseline="gunicorn -w 2 (sync)",
+        headers=["Connection: close"],
+    ),
 ]
 
 
@@ -170,15 +194,19 @@ def ensure_tools(need_gunicorn: bool) -> str:
         if os.geteuid() != 0:
             sys.exit("wrk is missing: apt-get install wrk (or run this script as root)")
         subprocess.run(["apt-get", "update", "-qq"], check=True)
-        subprocess.run(["apt-get", "install", "-y", "-qq", "--no-install-recommends", "wrk"],
-                       check=True, env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
+        subprocess.run(
+            ["apt-get", "install", "-y", "-qq", "--no-install-recommends", "wrk"],
+            check=True,
+            env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"},
+        )
         wrk = shutil.which("wrk") or "/usr/bin/wrk"
     if need_gunicorn:
         try:
             import gunicorn  # noqa: F401
         except ImportError:
-            subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "gunicorn"],
-                           check=True)
+            subprocess.run(
+                [sys.executable, "-m", "pip", "install", "--quiet", "gunicorn"], check=True
+            )
     return wrk
 
 
@@ -223,9 +251,15 @@ class Running:
 
 def start(competitor: Competitor, env: dict[str, str]) -> Running:
     port = free_port()
-    proc = subprocess.Popen(competitor.command(port), env=env, cwd=EXAMPLE,
-                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, start_new_session=True)
+    proc = subprocess.Popen(
+        competitor.command(port),
+        env=env,
+        cwd=EXAMPLE,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     url = f"http://127.0.0.1:{port}/"
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -241,11 +275,20 @@ def start(competitor: Competitor, env: dict[str, str]) -> Running:
     sys.exit(f"{competitor.name} did not start")
 
 
-def run_wrk(wrk: str, url: str, concurrency: int, duration: float, headers: list[str],
-            script: Path) -> dict[str, float]:
+def run_wrk(
+    wrk: str, url: str, concurrency: int, duration: float, headers: list[str], script: Path
+) -> dict[str, float]:
     threads = min(2, concurrency)
-    args = [wrk, f"-t{threads}", f"-c{concurrency}", f"-d{duration:g}s", "--timeout", "10s",
-            "-s", str(script)]
+    args = [
+        wrk,
+        f"-t{threads}",
+        f"-c{concurrency}",
+        f"-d{duration:g}s",
+        "--timeout",
+        "10s",
+        "-s",
+        str(script),
+    ]
     for header in headers:
         args += ["-H", header]
     done = subprocess.run([*args, url], capture_output=True, text=True, timeout=duration + 60)
@@ -268,22 +311,43 @@ def prepare_project(tmp: Path) -> dict[str, str]:
         "DJANGO_SETTINGS_MODULE": "exampleproject.settings",
         "PYTHONPATH": os.pathsep.join([str(ROOT), str(EXAMPLE)]),
     }
-    subprocess.run([sys.executable, str(EXAMPLE / "manage.py"), "demo", "--no-serve",
-                    "--pages", "200", "-v0"], env=env, cwd=EXAMPLE, check=True)
+    subprocess.run(
+        [sys.executable, str(EXAMPLE / "manage.py"), "demo", "--no-serve", "--pages", "200", "-v0"],
+        env=env,
+        cwd=EXAMPLE,
+        check=True,
+    )
     return env
 
 
 def measure_ceiling(env: dict[str, str], duration: float) -> dict[str, float]:
-    done = subprocess.run([sys.executable, "-c", CEILING, str(duration)], env=env, cwd=EXAMPLE,
-                          capture_output=True, text=True, check=True, timeout=duration + 60)
+    done = subprocess.run(
+        [sys.executable, "-c", CEILING, str(duration)],
+        env=env,
+        cwd=EXAMPLE,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=duration + 60,
+    )
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--duration", type=float, default=5.0, help="seconds per wrk run")
-    parser.add_argument("--scenario", action="append", choices=[s.name for s in SCENARIOS],
-                        help="run only these scenarios (repeatable)")
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=3,
+        help="wrk runs per server and concurrency, alternating; the median counts",
+    )
+    parser.add_argument(
+        "--scenario",
+        action="append",
+        choices=[s.name for s in SCENARIOS],
+        help="run only these scenarios (repeatable)",
+    )
     parser.add_argument("--write-docs", action="store_true", help=f"rewrite the table in {DOCS}")
     args = parser.parse_args(argv)
     scenarios = [s for s in SCENARIOS if not args.scenario or s.name in args.scenario]
@@ -296,47 +360,76 @@ def main(argv: list[str] | None = None) -> int:
         script = tmp / "report.lua"
         script.write_text(WRK_REPORT)
         ceiling = measure_ceiling(env, args.duration)
-        print(f"ceiling: the app in-process, one core: {ceiling['rps']:.0f} req/s "
-              f"({ceiling['bytes']} bytes per page)")
+        print(
+            f"ceiling: the app in-process, one core: {ceiling['rps']:.0f} req/s "
+            f"({ceiling['bytes']} bytes per page)"
+        )
         for scenario in scenarios:
-            for concurrency in scenario.concurrency:
-                results = {}
-                for name in scenario.competitors:
-                    competitor = COMPETITORS[name]
-                    running = start(competitor, env)
-                    try:
-                        # warm-up run, then the measured one
-                        run_wrk(wrk, running.url, concurrency, 1.0, scenario.headers, script)
-                        data = run_wrk(wrk, running.url, concurrency, args.duration,
-                                       scenario.headers, script)
-                        pids = running.worker_pids()
+            # All competitors of a scenario run at once (idle ones cost nothing) and the
+            # wrk runs alternate between them, so a burst of load from elsewhere on a
+            # shared machine hits all of them rather than one.
+            running = {name: start(COMPETITORS[name], env) for name in scenario.competitors}
+            try:
+                for concurrency in scenario.concurrency:
+                    runs: dict[str, list[dict[str, float]]] = {name: [] for name in running}
+                    for server in running.values():  # warm-up
+                        run_wrk(wrk, server.url, concurrency, 1.0, scenario.headers, script)
+                    for _ in range(args.repeat):
+                        for name, server in running.items():
+                            runs[name].append(
+                                run_wrk(
+                                    wrk,
+                                    server.url,
+                                    concurrency,
+                                    args.duration,
+                                    scenario.headers,
+                                    script,
+                                )
+                            )
+                    results = {}
+                    for name, server in running.items():
+                        ordered = sorted(runs[name], key=lambda r: r["rps"])
+                        data = dict(ordered[len(ordered) // 2])  # the median run
+                        data["errors"] = sum(r["errors"] for r in runs[name])
+                        data["runs_rps"] = [round(r["rps"], 1) for r in runs[name]]
+                        pids = server.worker_pids()
                         data["rss_mb"] = sum(rss_mb(p) for p in pids) / len(pids)
-                    finally:
-                        running.stop()
-                    results[name] = data
-                base = results[scenario.baseline]["rps"]
-                for name, data in results.items():
-                    workers = COMPETITORS[name].workers
-                    cores = min(workers, os.cpu_count() or 1)
-                    rows.append({
-                        "scenario": scenario.name, "title": scenario.title, "server": name,
-                        "concurrency": concurrency, **data,
-                        "ratio": data["rps"] / base if base else 0.0,
-                        "of_ceiling": data["rps"] / (ceiling["rps"] * cores),
-                    })
-                    print(_format_row(rows[-1]), flush=True)
+                        results[name] = data
+                    base = results[scenario.baseline]["rps"]
+                    for name, data in results.items():
+                        cores = min(COMPETITORS[name].workers, os.cpu_count() or 1)
+                        rows.append(
+                            {
+                                "scenario": scenario.name,
+                                "title": scenario.title,
+                                "server": name,
+                                "concurrency": concurrency,
+                                **data,
+                                "ratio": data["rps"] / base if base else 0.0,
+                                "of_ceiling": data["rps"] / (ceiling["rps"] * cores),
+                            }
+                        )
+                        print(_format_row(rows[-1]), flush=True)
+            finally:
+                for server in running.values():
+                    server.stop()
 
     RESULTS.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     report = {
-        "when": stamp, "duration": args.duration, "cpu_count": os.cpu_count(),
-        "python": sys.version.split()[0], "ceiling": ceiling, "rows": rows,
+        "when": stamp,
+        "duration": args.duration,
+        "repeat": args.repeat,
+        "cpu_count": os.cpu_count(),
+        "python": sys.version.split()[0],
+        "ceiling": ceiling,
+        "rows": rows,
         "competitors": {n: asdict(c) | {"command": None} for n, c in COMPETITORS.items()},
     }
     out = RESULTS / f"servers-{stamp}.json"
     out.write_text(json.dumps(report, indent=2))
     print(f"\nresults: {out}")
-    table = rst_table(rows, ceiling, args.duration)
+    table = rst_table(rows, ceiling, args.duration, args.repeat)
     print("\n" + table)
     if args.write_docs:
         write_docs(table)
@@ -344,13 +437,17 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _format_row(row: dict[str, object]) -> str:
-    return (f"{row['scenario']:<14} c={row['concurrency']:<4} {row['server']:<24} "
-            f"{row['rps']:8.0f} req/s  p50 {row['p50_ms']:7.1f} ms  p99 {row['p99_ms']:7.1f} ms  "
-            f"errors {row['errors']:<5} RSS/worker {row['rss_mb']:5.0f} MB  "
-            f"x{row['ratio']:.2f}  {100 * row['of_ceiling']:.0f}% of ceiling")
+    return (
+        f"{row['scenario']:<14} c={row['concurrency']:<4} {row['server']:<24} "
+        f"{row['rps']:8.0f} req/s  p50 {row['p50_ms']:7.1f} ms  p99 {row['p99_ms']:7.1f} ms  "
+        f"errors {row['errors']:<5} RSS/worker {row['rss_mb']:5.0f} MB  "
+        f"x{row['ratio']:.2f}  {100 * row['of_ceiling']:.0f}% of ceiling"
+    )
 
 
-def rst_table(rows: list[dict[str, object]], ceiling: dict[str, float], duration: float) -> str:
+def rst_table(
+    rows: list[dict[str, object]], ceiling: dict[str, float], duration: float, repeat: int
+) -> str:
     lines = [
         ".. list-table::",
         "   :header-rows: 1",
@@ -382,8 +479,10 @@ def rst_table(rows: list[dict[str, object]], ceiling: dict[str, float], duration
     lines += [
         "",
         f"Ceiling (the app called in-process in a loop, one core): {ceiling['rps']:.0f} req/s "
-        f"for a {ceiling['bytes']}-byte page. wrk runs of {duration:g} s after a 1 s warm-up; "
-        f"{os.cpu_count()} cores shared with other work while measuring.",
+        f"for a {ceiling['bytes']}-byte page. Each row is the median of {repeat} wrk runs of "
+        f"{duration:g} s (after a 1 s warm-up), alternating between the servers compared; "
+        f"errors are summed over the runs. {os.cpu_count()} cores, shared with other work "
+        "while measuring.",
     ]
     return "\n".join(lines) + "\n"
 

@@ -8,13 +8,17 @@ plus "threads" and "fail_flag": a path that, while it exists, makes workers fail
   /sleep?s=N&mark=PATH -> touches PATH, sleeps N seconds, answers the pid
   /exit        -> the worker exits at once (crash)
   /hang        -> blocks forever (a stuck thread)
+
+With "engine": "line", a non-HTTP engine answers each connection with "pid N".
 """
 
 from __future__ import annotations
 
 import json
 import os
+import socket
 import sys
+import threading
 import time
 from pathlib import Path
 from urllib.parse import parse_qs
@@ -49,20 +53,55 @@ def make_app(fail_flag: str | None):
     return app
 
 
+class LineEngine:
+    """Not HTTP at all: answers each connection with one line, "pid N".
+
+    Shows the supervisor is engine-agnostic (runfcgi runs flup the same way).
+    """
+
+    name = "line"
+
+    def __init__(self) -> None:
+        self._stop = threading.Event()
+
+    def bind(self) -> socket.socket:
+        return supervisor.listen_socket("127.0.0.1", 0)
+
+    def serve(self, sock: socket.socket, worker: supervisor.Worker) -> None:
+        sock.settimeout(0.1)
+        worker.ready()
+        while not self._stop.is_set():
+            try:
+                conn, _ = sock.accept()
+            except (TimeoutError, BlockingIOError):
+                continue
+            with conn:
+                conn.sendall(f"pid {os.getpid()}\n".encode())
+        sock.close()
+
+    def stop(self, timeout: float) -> None:
+        self._stop.set()
+
+
 def main() -> int:
     config = json.loads(sys.argv[1]) if len(sys.argv) > 1 else {}
     threads = config.pop("threads", 4)
     fail_flag = config.pop("fail_flag", None)
-    engine = CherootEngine(
-        host="127.0.0.1", port=0, threads=threads, app_factory=lambda: make_app(fail_flag)
-    )
+    engine: CherootEngine | LineEngine
+    if config.pop("engine", "cheroot") == "line":
+        engine = LineEngine()
+    else:
+        engine = CherootEngine(
+            host="127.0.0.1", port=0, threads=threads, app_factory=lambda: make_app(fail_flag)
+        )
+    scheme = "line" if isinstance(engine, LineEngine) else "http"
     options = supervisor.ProcessOptions(**config)
     return supervisor.run(
         engine,
         options,
         stdout=sys.stdout,
         stderr=sys.stderr,
-        banner=lambda sock: f"test app serving on {supervisor.describe_address(sock)}",
+        banner=lambda sock: f"test app serving on {supervisor.describe_address(sock, scheme)}",
     )
 
 

@@ -87,7 +87,10 @@ def test_port_in_use_is_a_clear_error(example_env) -> None:
 
 def test_non_loopback_bind_with_debug_warns(runcpserver) -> None:
     server = runcpserver("host=0.0.0.0")
-    assert "Warning: DEBUG is on and the server binds 0.0.0.0" in server.output
+    wait_until(
+        lambda: "Warning: DEBUG is on and the server binds 0.0.0.0" in server.output,
+        message="Warning: DEBUG is on and the server binds 0.0.0.0",
+    )
     page_list_ok(f"http://127.0.0.1:{server.address[1]}/")
 
 

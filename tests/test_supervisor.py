@@ -52,7 +52,10 @@ def test_workers_share_one_socket_and_dead_ones_are_respawned(app_server) -> Non
         message="a replacement worker",
     )
     assert workers[1] in replaced
-    assert "died (exit -9); replacing it" in server.output
+    wait_until(
+        lambda: "died (exit -9); replacing it" in server.output,
+        message="died (exit -9); replacing it",
+    )
     assert pid_of(server.url) in replaced
 
 
@@ -82,7 +85,10 @@ def test_sigterm_lets_in_flight_requests_finish(app_server, tmp_path: Path) -> N
     thread.join(30)
     assert answers and answers[0][0] == 200  # type: ignore[index]
     assert not pidfile.exists()
-    assert "SIGTERM: stopping workers gracefully" in server.output
+    wait_until(
+        lambda: "SIGTERM: stopping workers gracefully" in server.output,
+        message="SIGTERM: stopping workers gracefully",
+    )
     with pytest.raises(OSError):
         get(server.url, timeout=5)
 
@@ -101,7 +107,10 @@ def test_sighup_replaces_every_worker_without_failing_a_request(app_server) -> N
     assert result.failures == []
     assert result.ok > 0
     assert len(after) == 2
-    assert "SIGHUP: rolling reload of 2 workers" in server.output
+    wait_until(
+        lambda: "SIGHUP: rolling reload of 2 workers" in server.output,
+        message="SIGHUP: rolling reload of 2 workers",
+    )
 
 
 def test_sigttin_and_sigttou_add_and_remove_a_worker(app_server) -> None:
@@ -115,7 +124,7 @@ def test_sigttin_and_sigttou_add_and_remove_a_worker(app_server) -> None:
     wait_until(lambda: len(children(server.pid)) == 1, message="1 worker")
     server.signal(signal.SIGTTOU)  # never below one
     assert pid_of(server.url)
-    assert "SIGTTOU: 1 workers" in server.output
+    wait_until(lambda: "SIGTTOU: 1 workers" in server.output, message="SIGTTOU: 1 workers")
     assert len(children(server.pid)) == 1
 
 
@@ -128,7 +137,10 @@ def test_a_frozen_worker_is_killed_and_replaced_after_timeout(app_server) -> Non
         timeout=30,
         message="the frozen worker to be replaced",
     )
-    assert f"worker {workers[0]} silent" in server.output
+    wait_until(
+        lambda: f"worker {workers[0]} silent" in server.output,
+        message=f"worker {workers[0]} silent",
+    )
 
 
 def test_a_worker_whose_threads_are_all_stuck_is_replaced(app_server) -> None:
@@ -154,7 +166,9 @@ def test_max_requests_recycles_workers_without_failing_requests(app_server) -> N
 
     result = run_load(server.url, concurrency=2, requests=15)
     assert result.failures == []
-    assert "(max_requests): recycling" in server.output
+    wait_until(
+        lambda: "(max_requests): recycling" in server.output, message="(max_requests): recycling"
+    )
     wait_until(lambda: (c := children(server.pid)) and c != first, message="a new worker")
 
 
@@ -202,3 +216,26 @@ def test_single_worker_runs_without_a_master_and_sighup_reexecs(app_server, tmp_
     server.signal(signal.SIGINT)
     assert server.wait(30) == 0
     assert not pidfile.exists()
+
+
+def test_the_supervisor_runs_any_engine(app_server) -> None:
+    """A non-HTTP engine (tests/supervisor_app.py LineEngine) gets the same supervision."""
+    import socket
+
+    server = app_server(workers=2, engine="line")
+    host, port = server.address
+
+    def ask() -> int:
+        with socket.create_connection((host, port), timeout=10) as conn:
+            return int(conn.makefile().readline().split()[1])
+
+    before = wait_until(lambda: len(c := children(server.pid)) == 2 and c, message="2 workers")
+    assert ask() in before
+    server.signal(signal.SIGHUP)
+    after = wait_until(
+        lambda: (c := children(server.pid)) and len(c) == 2 and not set(c) & set(before) and c,
+        message="new workers",
+    )
+    assert ask() in after
+    server.signal(signal.SIGTERM)
+    assert server.wait(30) == 0
