@@ -104,6 +104,8 @@ def test_unix_socket(runcpserver, tmp_path: Path) -> None:
     assert server.url == f"unix:{path}"
     result = run_load("http://localhost/", concurrency=2, requests=3, unix=str(path))
     assert result.failures == [] and result.ok == 6
+    assert server.terminate() == 0
+    assert not path.exists()  # removed on exit
 
 
 # -- static files, access log, limits --------------------------------------------------------

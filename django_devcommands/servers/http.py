@@ -324,7 +324,6 @@ def launch(resolved: o.Resolved, *, stdout: TextIO, stderr: TextIO) -> int:
     from django.conf import settings
 
     from django_devcommands.conf import conf
-    from django_devcommands.servers import process
 
     values = dict(resolved.values)
     for key, raw in conf.RUNCPSERVER.items():  # project defaults, under the command line
@@ -332,18 +331,12 @@ def launch(resolved: o.Resolved, *, stdout: TextIO, stderr: TextIO) -> int:
             values[key] = SPEC.parse_value(key, raw)
 
     if resolved.actions:
-        if not values["pidfile"]:
-            raise ValueError(f"runcpserver {resolved.actions[0]} needs pidfile=PATH.")
-        if resolved.actions[0] == "status":
-            stdout.write(process.status(values["pidfile"]) + "\n")
-            return 0
-        pid = process.stop(
-            values["pidfile"],
-            timeout=values["shutdown_timeout"] + 5,
-            log=lambda text: stdout.write(text + "\n"),
+        return supervisor.run_action(
+            resolved.actions[0],
+            supervisor.ProcessOptions.from_values(values),
+            stdout=stdout,
+            command="runcpserver",
         )
-        stdout.write(f"Stopped process {pid}.\n")
-        return 0
 
     if values["socket"] and "host" in resolved.given | set(conf.RUNCPSERVER):
         raise ValueError("Give socket= or host=/port=, not both.")

@@ -745,7 +745,27 @@ def run(
             if options.pidfile:
                 process.remove_pidfile(options.pidfile)
     finally:
+        name = sock.getsockname()
         sock.close()
+        if isinstance(name, str) and name and not os.environ.get(LISTEN_FD_ENV):
+            with contextlib.suppress(OSError):
+                os.unlink(name)  # our Unix socket (kept across a single-process re-exec)
+
+
+def run_action(action: str, options: ProcessOptions, *, stdout: TextIO, command: str) -> int:
+    """``stop`` or ``status`` of the server named by ``options.pidfile``; the exit status."""
+    if not options.pidfile:
+        raise ValueError(f"{command} {action} needs pidfile=PATH.")
+    if action == "status":
+        stdout.write(process.status(options.pidfile) + "\n")
+        return 0
+    pid = process.stop(
+        options.pidfile,
+        timeout=options.shutdown_timeout + 5,
+        log=lambda text: stdout.write(text + "\n"),
+    )
+    stdout.write(f"Stopped process {pid}.\n")
+    return 0
 
 
 def _restart_argv() -> list[str]:
