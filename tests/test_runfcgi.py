@@ -191,18 +191,28 @@ def test_unix_socket_umask(runfcgi, tmp_path):
     assert sock.stat().st_mode & 0o777 == 0o770
 
 
+@pytest.mark.parametrize("transport", ["tcp", "unix"])
 @pytest.mark.parametrize("protocol", PROTOCOLS)
-def test_serves_the_socket_passed_as_fd0(runfcgi, protocol):
+def test_serves_the_socket_passed_as_fd0(runfcgi, tmp_path, protocol, transport):
     """Old runfcgi's spawned mode: no address given, the web server's socket is stdin."""
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
+    if transport == "unix":
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        listener.bind(str(tmp_path / "web.sock"))
+    else:
+        listener = socket.socket()
+        listener.bind(("127.0.0.1", 0))
     listener.listen(16)
     with listener:
         server = runfcgi(f"protocol={protocol}", port=None, stdin=listener.fileno())
-        assert server.url.endswith(f":{listener.getsockname()[1]}/")
+        address = listener.getsockname()
+        assert server.url.endswith(f":{address[1]}/" if transport == "tcp" else address)
         send = scgi_request if protocol == "scgi" else fcgi_request
-        status, _, _ = parse_cgi_response(send(listener.getsockname()))
+        status, _, _ = parse_cgi_response(send(address))
         assert status == 200
+        server.signal(signal.SIGTERM)
+        assert server.wait(20) == 0
+        if transport == "unix":  # not ours to remove: the web server made it
+            assert (tmp_path / "web.sock").exists()
 
 
 def test_allowed_servers(runfcgi):

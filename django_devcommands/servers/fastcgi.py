@@ -538,6 +538,11 @@ class FlupEngine:
     def from_fd0(self) -> bool:
         return self.port is None and not self.unix_socket
 
+    @property
+    def owns_socket(self) -> bool:
+        """False for the web server's socket (fd 0): never unlinked by the supervisor."""
+        return not self.from_fd0
+
     # -- in the first process --
 
     def bind(self) -> socket.socket:
@@ -769,32 +774,29 @@ def nginx_server_block(values: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _process_options(values: dict[str, Any]) -> supervisor.ProcessOptions:
+    return supervisor.ProcessOptions(
+        workers=values["workers"],
+        max_requests=values["maxrequests"],
+        **{name: values[name] for name in _PROCESS_NAMES},
+    )
+
+
 def launch(resolved: o.Resolved, *, stdout: TextIO, stderr: TextIO) -> int:
     """``runfcgi``: ``stop``/``status``/``nginx`` or serve; the exit status.
 
     Raises ``process.ProcessError``, ``ImportError`` (missing extra), ``ValueError``
     (inconsistent options) or ``OSError`` (cannot bind) with a message for the user.
     """
-    from django_devcommands.servers import process
-
     values = resolve_values(resolved)
     action = resolved.actions[0] if resolved.actions else None
     if action == "nginx":
         stdout.write(nginx_server_block(values))
         return 0
     if action:
-        if not values["pidfile"]:
-            raise ValueError(f"runfcgi {action} needs pidfile=PATH.")
-        if action == "status":
-            stdout.write(process.status(values["pidfile"]) + "\n")
-            return 0
-        pid = process.stop(
-            values["pidfile"],
-            timeout=values["shutdown_timeout"] + 5,
-            log=lambda text: stdout.write(text + "\n"),
+        return supervisor.run_action(
+            action, _process_options(values), stdout=stdout, command="runfcgi"
         )
-        stdout.write(f"Stopped process {pid}.\n")
-        return 0
 
     require_flup()
     if values["host"] and not _is_loopback(values["host"]):
@@ -818,11 +820,7 @@ def launch(resolved: o.Resolved, *, stdout: TextIO, stderr: TextIO) -> int:
         umask=values["umask"],
         stderr=stderr,
     )
-    proc = supervisor.ProcessOptions(
-        workers=values["workers"],
-        max_requests=values["maxrequests"],
-        **{name: values[name] for name in _PROCESS_NAMES},
-    )
+    proc = _process_options(values)
 
     def banner(sock: socket.socket) -> str:
         mode = (

@@ -747,7 +747,8 @@ def run(
     finally:
         name = sock.getsockname()
         sock.close()
-        if isinstance(name, str) and name and not os.environ.get(LISTEN_FD_ENV):
+        owned = getattr(engine, "owns_socket", True)  # False: inherited from a web server
+        if owned and isinstance(name, str) and name and not os.environ.get(LISTEN_FD_ENV):
             with contextlib.suppress(OSError):
                 os.unlink(name)  # our Unix socket (kept across a single-process re-exec)
 
