@@ -209,7 +209,7 @@ COMPETITORS: dict[str, Competitor] = {
                     f"nginx + runfcgi {protocol} workers=2",
                     _manage("runfcgi", f"protocol={protocol}", "workers=2"),
                     workers=2,
-                    note=f"runfcgi prefork, 2 workers x 25 threads, nginx {protocol}_pass",
+                    note=f"runfcgi prefork, 2 workers x 10 threads, nginx {protocol}_pass",
                     front=protocol,
                 ),
                 Competitor(

@@ -51,10 +51,10 @@ def resolve(*words: str) -> dict:
 @pytest.mark.parametrize(
     ("words", "workers", "threads"),
     [
-        ([], 2, 25),  # old defaults: minspare=2 processes, maxchildren=50 at once
+        ([], 2, 10),  # minspare=2 processes, runcpserver's 10 threads (maxchildren=50 caps)
         (["maxchildren=10"], 2, 5),
-        (["minspare=3"], 3, 17),
-        (["workers=4"], 4, 13),
+        (["minspare=3"], 3, 10),
+        (["workers=8"], 8, 7),
         (["workers=2", "threads=8"], 2, 8),
         (["method=threaded"], 1, 50),
         (["method=thread", "maxchildren=7"], 1, 7),

@@ -46,6 +46,8 @@ FLUP_MISSING = 'runfcgi needs flup: pip install "django-devcommands[fcgi]"'
 PROTOCOLS = ("fcgi", "scgi", "ajp")
 #: Largest SCGI header netstring or FastCGI parameter block we read (nginx sends a few KB).
 MAX_HEADER_BYTES = 1 << 20
+#: Threads per prefork worker unless given (runcpserver's default), capped by maxchildren.
+DEFAULT_THREADS = 10
 #: Seconds a web server connection may stay silent between requests/records.
 IDLE_TIMEOUT = 60.0
 
@@ -94,13 +96,13 @@ SPEC = o.OptionSpec(
             o.positive_int,
             None,
             "Request threads per worker process.",
-            default_text="maxchildren / workers",
+            default_text="10 (prefork, at most maxchildren / workers); maxchildren (threaded)",
         ),
         o.Option(
             "maxchildren",
             o.positive_int,
             50,
-            "Requests served at once, over all processes (old runfcgi; sets threads).",
+            "Most requests served at once over all processes (old runfcgi; caps threads).",
         ),
         o.Option("maxspare", o.positive_int, 5, "Most idle threads a worker keeps."),
         o.Option(
@@ -701,9 +703,9 @@ def resolve_values(resolved: o.Resolved) -> dict[str, Any]:
         values["threads"] = values["threads"] or values["maxchildren"]
     else:
         values["workers"] = values["workers"] or values["minspare"]
-        values["threads"] = values["threads"] or max(
-            1, -(-values["maxchildren"] // values["workers"])
-        )
+        # runcpserver's 10 threads, within maxchildren requests at once over all workers.
+        share = max(1, -(-values["maxchildren"] // values["workers"]))
+        values["threads"] = values["threads"] or min(DEFAULT_THREADS, share)
     if values["script_name"]:
         name = "/" + values["script_name"].strip("/")
         values["script_name"] = "" if name == "/" else name
