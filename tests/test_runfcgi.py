@@ -338,3 +338,16 @@ def test_nginx_helper_block_passes_nginx_t_and_serves(runfcgi, fcgi_env, tmp_pat
         except subprocess.TimeoutExpired:
             nginx_proc.kill()
             nginx_proc.wait(10)
+
+
+def test_maxrequests_recycles_the_worker(runfcgi):
+    """Old runfcgi's maxrequests: a worker leaves after that many requests and is replaced."""
+    server = runfcgi("protocol=fcgi", "workers=1", "maxrequests=3")
+    pids = []
+    for _ in range(7):
+        status, _, body = parse_cgi_response(fcgi_request(server.address))
+        assert status == 200
+        pids.append(json.loads(body)["pid"])
+    assert len(set(pids[:3])) == 1
+    assert len(set(pids)) >= 2  # replaced after 3 requests, nothing failed meanwhile
+    assert server.pid not in pids  # maxrequests implies a master
