@@ -630,6 +630,9 @@ def main(argv: list[str] | None = None) -> int:
         print("\n" + table)
         if args.write_docs:
             write_docs(table, DOCS.parent / f"{page}.rst")
+            svg = DOCS.parent / f"{page}.svg"
+            svg.write_text(svg_chart(page_rows))
+            print(f"wrote {svg}")
     return 0
 
 
@@ -682,6 +685,61 @@ def rst_table(
         "while measuring.",
     ]
     return "\n".join(lines) + "\n"
+
+
+def svg_chart(rows: list[dict[str, object]]) -> str:
+    """A bar chart (requests/s, p99 written on each bar) as standalone SVG: no plotting library."""
+    groups: dict[tuple[str, object], list[dict[str, object]]] = {}
+    for row in rows:
+        groups.setdefault((str(row["scenario"]), row["concurrency"]), []).append(row)
+    servers = list(dict.fromkeys(str(row["server"]) for row in rows))
+    colors = ["#2b6cb0", "#dd6b20", "#38a169", "#805ad5", "#c53030", "#718096"]
+    top = max(float(row["rps"]) for row in rows) * 1.15 or 1.0  # type: ignore[arg-type]
+    bar, gap, height, left, base = 26, 30, 260, 60, 300
+    width = left + len(groups) * (len(servers) * bar + gap) + 20
+    out = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{base + 90}" '
+        'font-family="sans-serif" font-size="11">',
+        f'<text x="{left}" y="16" font-size="13">requests/s (higher is better); '
+        "p99 ms on each bar</text>",
+        f'<line x1="{left}" y1="{base}" x2="{width - 10}" y2="{base}" stroke="#333"/>',
+    ]
+    for tick in range(5):
+        value = top * tick / 4
+        y = base - height * tick / 4
+        out.append(f'<text x="{left - 6}" y="{y + 4:.0f}" text-anchor="end">{value:.0f}</text>')
+        out.append(f'<line x1="{left}" y1="{y:.0f}" x2="{width - 10}" y2="{y:.0f}" stroke="#ddd"/>')
+    x = left + gap / 2
+    for (scenario, concurrency), items in groups.items():
+        for row in items:
+            index = servers.index(str(row["server"]))
+            h = height * float(row["rps"]) / top  # type: ignore[arg-type]
+            bx = x + index * bar
+            out.append(
+                f'<rect x="{bx:.0f}" y="{base - h:.0f}" width="{bar - 4}" height="{h:.0f}" '
+                f'fill="{colors[index % len(colors)]}"><title>{row["server"]}: '
+                f"{float(row['rps']):.0f} req/s, p99 {float(row['p99_ms']):.0f} ms</title></rect>"  # type: ignore[arg-type]
+            )
+            out.append(
+                f'<text x="{bx + (bar - 4) / 2:.0f}" y="{base - h - 4:.0f}" '
+                f'text-anchor="middle" font-size="9">{float(row["p99_ms"]):.0f}</text>'  # type: ignore[arg-type]
+            )
+        middle = x + len(servers) * bar / 2
+        out.append(
+            f'<text x="{middle:.0f}" y="{base + 16}" text-anchor="middle">'
+            f"{scenario} c={concurrency}</text>"
+        )
+        x += len(servers) * bar + gap
+    for index, name in enumerate(servers):
+        y = base + 36 + 14 * (index // 2)
+        lx = left + (index % 2) * 300
+        out.append(
+            f'<rect x="{lx}" y="{y - 9}" width="10" height="10" '
+            f'fill="{colors[index % len(colors)]}"/>'
+        )
+        out.append(f'<text x="{lx + 14}" y="{y}">{name}</text>')
+    out.append("</svg>")
+    return "\n".join(out) + "\n"
 
 
 def write_docs(table: str, page: Path = DOCS) -> None:
