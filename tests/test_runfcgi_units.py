@@ -9,6 +9,7 @@ from django.test import override_settings
 
 from django_devcommands import checks
 from django_devcommands.servers import fastcgi
+from tests.server_fixtures import wait_until
 
 
 @pytest.mark.parametrize(
@@ -81,7 +82,7 @@ def test_spec_drives_the_docs_table():
 
 
 def test_thread_pool_grows_to_max_and_trims_to_max_spare():
-    pool = fastcgi.ThreadPool(max_threads=4, min_spare=1, max_spare=1)
+    pool = fastcgi.ThreadPool(max_threads=4, min_spare=1, max_spare=1, retire_after=0.1)
     release = threading.Event()
     started = threading.Semaphore(0)
 
@@ -98,8 +99,9 @@ def test_thread_pool_grows_to_max_and_trims_to_max_spare():
     assert pool.threads == 4 and pool.busy == 4
     assert not pool.free(0.05)  # full: the accept loop would leave connections queued
     release.set()
+    wait_until(lambda: pool.busy == 0 and pool.threads == 1, 10, message="idle threads to retire")
+    assert pool.idle == 1
     assert pool.drain(10)
-    assert pool.busy == 0
 
 
 @pytest.mark.parametrize(

@@ -237,6 +237,8 @@ class ThreadPool:
 
     :meth:`free` says whether a job would start at once: the accept loop asks it
     before accepting, so a connection is never taken that no thread can serve.
+    Idle threads beyond ``max_spare`` leave after ``retire_after`` idle seconds
+    (not at once: a busy server would otherwise start a thread per request).
     """
 
     def __init__(
@@ -245,32 +247,39 @@ class ThreadPool:
         min_spare: int = 1,
         max_spare: int = 5,
         log: Callable[[str], None] | None = None,
+        retire_after: float = 5.0,
     ) -> None:
         self.max_threads = max(1, max_threads)
         self.min_spare = max(1, min(min_spare, self.max_threads))
         self.max_spare = max(self.min_spare, max_spare)
+        self.retire_after = retire_after
         self.log = log or (lambda text: None)
-        self._cond = threading.Condition()
+        lock = threading.Lock()
+        self._has_work = threading.Condition(lock)  # idle threads wait here
+        self._has_room = threading.Condition(lock)  # the accept loop and drain() wait here
         self._jobs: collections.deque[Any] = collections.deque()
         self.threads = 0
         self.idle = 0
         self.busy = 0
         self._stopping = False
-        with self._cond:
+        with lock:
             self._grow()
+
+    def _start_thread(self) -> None:
+        self.threads += 1
+        self.idle += 1
+        threading.Thread(target=self._work, name="fcgi-request", daemon=True).start()
 
     def _grow(self) -> None:
         """Start threads until ``min_spare`` are idle beyond the queued jobs (lock held)."""
         while self.idle - len(self._jobs) < self.min_spare and self.threads < self.max_threads:
-            self.threads += 1
-            self.idle += 1
-            threading.Thread(target=self._work, name="fcgi-request", daemon=True).start()
+            self._start_thread()
 
     def free(self, timeout: float) -> bool:
         """Wait up to ``timeout`` for a thread to be free for one more job."""
-        with self._cond:
+        with self._has_room:
             return (
-                self._cond.wait_for(
+                self._has_room.wait_for(
                     lambda: (
                         self._stopping
                         or self.idle > len(self._jobs)
@@ -282,20 +291,22 @@ class ThreadPool:
             )
 
     def submit(self, job: Any) -> None:
-        with self._cond:
+        with self._has_work:
             self._jobs.append(job)
             if self.idle < len(self._jobs) and self.threads < self.max_threads:
-                self.threads += 1
-                self.idle += 1
-                threading.Thread(target=self._work, name="fcgi-request", daemon=True).start()
+                self._start_thread()
             self._grow()
-            self._cond.notify_all()
+            self._has_work.notify()
 
     def _work(self) -> None:
         while True:
-            with self._cond:
+            with self._has_work:
                 while not self._jobs and not self._stopping:
-                    self._cond.wait()
+                    woken = self._has_work.wait(self.retire_after)
+                    if not woken and not self._jobs and self.idle > self.max_spare:
+                        self.idle -= 1
+                        self.threads -= 1
+                        return
                 if not self._jobs:  # stopping
                     self.threads -= 1
                     self.idle -= 1
@@ -308,23 +319,18 @@ class ThreadPool:
             except Exception:
                 self.log("connection failed:\n" + traceback.format_exc().rstrip())
             finally:
-                with self._cond:
+                with self._has_room:
                     self.busy -= 1
                     self.idle += 1
-                    retire = self.idle > self.max_spare and not self._jobs
-                    if retire:
-                        self.idle -= 1
-                        self.threads -= 1
-                    self._cond.notify_all()
-            if retire:
-                return
+                    self._has_room.notify_all()
 
     def drain(self, timeout: float) -> bool:
         """Wait up to ``timeout`` for queued and running jobs to finish, then stop the threads."""
-        with self._cond:
-            done = self._cond.wait_for(lambda: not self._jobs and self.busy == 0, timeout)
+        with self._has_room:
+            done = self._has_room.wait_for(lambda: not self._jobs and self.busy == 0, timeout)
             self._stopping = True
-            self._cond.notify_all()
+            self._has_room.notify_all()
+            self._has_work.notify_all()
         return done
 
 
