@@ -351,3 +351,17 @@ def test_maxrequests_recycles_the_worker(runfcgi):
     assert len(set(pids[:3])) == 1
     assert len(set(pids)) >= 2  # replaced after 3 requests, nothing failed meanwhile
     assert server.pid not in pids  # maxrequests implies a master
+
+
+def test_ipv6_loopback(runfcgi):
+    if not socket.has_ipv6:
+        pytest.skip("no IPv6")
+    try:
+        with socket.socket(socket.AF_INET6) as probe:
+            probe.bind(("::1", 0))
+    except OSError:
+        pytest.skip("no IPv6 loopback here")
+    server = runfcgi("protocol=scgi", "host=::1")
+    assert server.url.startswith("scgi://[::1]:")
+    status, _, body = parse_cgi_response(scgi_request(("::1", server.address[1])))
+    assert status == 200, body[:200]
