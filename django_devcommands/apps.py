@@ -11,3 +11,11 @@ class DevCommandsConfig(AppConfig):
     def ready(self) -> None:
         # Imported for its side effect: registering the system checks.
         from django_devcommands import checks  # noqa: F401
+        from django_devcommands.conf import conf
+
+        if conf.BREAKPOINT:
+            # breakpoint() and bpdb.set_trace() -> our debugger, only when DEBUG (or forced).
+            from django_devcommands.debugger import adopt_bpdb, install_breakpoint_hook
+
+            install_breakpoint_hook()
+            adopt_bpdb()

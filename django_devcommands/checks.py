@@ -36,7 +36,10 @@ def check_settings(app_configs: Sequence[Any] | None = None, **kwargs: Any) -> l
                     id="devcommands.W001",
                 )
             )
-    errors.extend(_check_shell_interfaces(raw.get("SHELL_INTERFACES", DEFAULTS["SHELL_INTERFACES"])))
+    errors.extend(
+        _check_shell_interfaces(raw.get("SHELL_INTERFACES", DEFAULTS["SHELL_INTERFACES"]))
+    )
+    errors.extend(_check_debugger(raw))
     errors.extend(_check_runcpserver(raw.get("RUNCPSERVER", DEFAULTS["RUNCPSERVER"])))
     errors.extend(_check_runfcgi(raw.get("RUNFCGI", DEFAULTS["RUNFCGI"])))
     return errors
@@ -63,6 +66,101 @@ def _check_shell_interfaces(value: Any) -> list[CheckMessage]:
             )
         ]
     return []
+
+
+def _check_debugger(raw: dict[str, Any]) -> list[CheckMessage]:
+    """Debugger settings: ids devcommands.E4xx / W4xx."""
+    from django.conf import settings
+
+    from django_devcommands.debugger import BACKENDS, is_loopback
+
+    def value(key: str) -> Any:
+        return raw.get(key, DEFAULTS[key])
+
+    errors: list[CheckMessage] = []
+    debuggers = value("DEBUGGERS")
+    if isinstance(debuggers, str) or not isinstance(debuggers, (list, tuple)) or not debuggers:
+        errors.append(
+            Error(
+                "DEVCOMMANDS['DEBUGGERS'] must be a non-empty list of debugger names.",
+                hint=f"Choose from {', '.join(BACKENDS)}.",
+                id="devcommands.E401",
+            )
+        )
+    else:
+        bad = [name for name in debuggers if name not in BACKENDS]
+        if bad:
+            errors.append(
+                Error(
+                    "DEVCOMMANDS['DEBUGGERS'] names unknown debuggers: "
+                    f"{', '.join(map(repr, bad))}.",
+                    hint=f"Choose from {', '.join(BACKENDS)}.",
+                    id="devcommands.E402",
+                )
+            )
+    for key in (
+        "BREAKPOINT",
+        "DEBUGGER_FORCE",
+        "DEBUGGER_REMOTE",
+        "DEBUGGER_REMOTE_ALLOW_NON_LOOPBACK",
+    ):
+        if not isinstance(value(key), bool):
+            errors.append(
+                Error(f"DEVCOMMANDS[{key!r}] must be True or False.", id="devcommands.E403")
+            )
+    port = value("DEBUGGER_REMOTE_PORT")
+    if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
+        errors.append(
+            Error(
+                "DEVCOMMANDS['DEBUGGER_REMOTE_PORT'] must be an integer from 0 to 65535.",
+                hint="0 picks a free port, logged with the connect instructions.",
+                id="devcommands.E404",
+            )
+        )
+    timeout = value("DEBUGGER_REMOTE_TIMEOUT")
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 0 < timeout < 1e6:
+        errors.append(
+            Error(
+                "DEVCOMMANDS['DEBUGGER_REMOTE_TIMEOUT'] must be a positive number of seconds.",
+                id="devcommands.E405",
+            )
+        )
+    host = value("DEBUGGER_REMOTE_HOST")
+    if not isinstance(host, str) or not host:
+        errors.append(
+            Error(
+                "DEVCOMMANDS['DEBUGGER_REMOTE_HOST'] must be a host name or IP address.",
+                id="devcommands.E406",
+            )
+        )
+    elif not is_loopback(host):
+        if value("DEBUGGER_REMOTE_ALLOW_NON_LOOPBACK") is True:
+            errors.append(
+                Warning(
+                    f"The remote debugger listens on {host!r}, beyond this machine: anyone "
+                    "who can reach it can run code in this process.",
+                    hint="Use 127.0.0.1 and an SSH tunnel instead.",
+                    id="devcommands.W402",
+                )
+            )
+        else:
+            errors.append(
+                Error(
+                    f"DEVCOMMANDS['DEBUGGER_REMOTE_HOST'] is {host!r}, not a loopback address; "
+                    "the remote debugger refuses to listen there.",
+                    hint="Use 127.0.0.1 (or set DEBUGGER_REMOTE_ALLOW_NON_LOOPBACK, at your risk).",
+                    id="devcommands.E407",
+                )
+            )
+    if value("DEBUGGER_FORCE") is True and not settings.DEBUG:
+        errors.append(
+            Warning(
+                "DEVCOMMANDS['DEBUGGER_FORCE'] is on while DEBUG is False: breakpoints and the "
+                "post-mortem middleware open debuggers in this deployment.",
+                id="devcommands.W401",
+            )
+        )
+    return errors
 
 
 def _check_runcpserver(value: Any) -> list[CheckMessage]:
@@ -94,9 +192,7 @@ def _check_runcpserver(value: Any) -> list[CheckMessage]:
         try:
             SPEC.parse_value(key, raw)
         except CommandError as exc:
-            errors.append(
-                Error(f"DEVCOMMANDS['RUNCPSERVER']: {exc}", id="devcommands.E103")
-            )
+            errors.append(Error(f"DEVCOMMANDS['RUNCPSERVER']: {exc}", id="devcommands.E103"))
     return errors
 
 

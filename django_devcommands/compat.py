@@ -99,4 +99,3 @@ def shell_exec_globals() -> dict[str, Any]:
     keep that quirk rather than break them.
     """
     return dict(vars(django_shell))
-

@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 import difflib
 import os
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -175,7 +175,7 @@ class OptionSpec:
             self.options[option.name] = option
         self.actions = tuple(actions)
 
-    def __iter__(self):  # type: ignore[no-untyped-def]
+    def __iter__(self) -> Iterator[Option]:
         return iter(self.options.values())
 
     # -- argparse ---------------------------------------------------------------------
@@ -193,15 +193,24 @@ class OptionSpec:
             names = [option.flag]
             if "_" in option.name:
                 names.append("--" + option.name)
-            text = f"{option.help} ({option.type.description}; default: {option.describe_default()})"
+            text = (
+                f"{option.help} ({option.type.description}; default: {option.describe_default()})"
+            )
             if option.is_boolean:
                 parser.add_argument(
-                    *names, dest=option.name, action="store_const", const="true", default=None,
+                    *names,
+                    dest=option.name,
+                    action="store_const",
+                    const="true",
+                    default=None,
                     help=text,
                 )
                 parser.add_argument(
                     "--no-" + option.name.replace("_", "-"),
-                    dest=option.name, action="store_const", const="false", default=None,
+                    dest=option.name,
+                    action="store_const",
+                    const="false",
+                    default=None,
                     help=argparse.SUPPRESS,
                 )
             else:
@@ -249,17 +258,21 @@ class OptionSpec:
                     normalize_key(word), [*self.options, *self.actions], n=1
                 )
                 hint = f" Did you mean {close[0]!r}?" if close else ""
-                expected = "key=value" + (f" or one of {', '.join(self.actions)}" if self.actions else "")
+                expected = "key=value" + (
+                    f" or one of {', '.join(self.actions)}" if self.actions else ""
+                )
                 raise CommandError(f"Unexpected argument {word!r}: expected {expected}.{hint}")
         for name in self.options:
-            value = flags.get(name)
-            if value is None:
+            flag_value = flags.get(name)
+            if flag_value is None:
                 continue
-            if name in raw and self.parse_value(name, raw[name]) != self.parse_value(name, value):
+            if name in raw and self.parse_value(name, raw[name]) != self.parse_value(
+                name, flag_value
+            ):
                 raise CommandError(
-                    f"Option {name} given twice ({name}={raw[name]} and {self.options[name].flag} {value})."
+                    f"Option {name} given twice ({name}={raw[name]} and {self.options[name].flag} {flag_value})."
                 )
-            raw[name] = value
+            raw[name] = flag_value
         if len(actions) > 1:
             raise CommandError(f"Give one action at most, not {' and '.join(actions)}.")
         values = {}

@@ -186,6 +186,108 @@ def run_source(source: str, namespace: Namespace, filename: str = "<string>") ->
     exec(compile(source, filename, "exec"), namespace)
 
 
+def embed(
+    requested: str,
+    namespace: Namespace,
+    *,
+    terminal: bool,
+    stderr: TextIO,
+    stdin: TextIO | None = None,
+    stdout: TextIO | None = None,
+) -> Interface:
+    """Start a REPL on a namespace taken from a running program (a debugger's frame).
+
+    Unlike :func:`start`, it is called many times in one process, from any thread,
+    and never runs startup files. ``requested`` falls back like ``shell --bpython``
+    with a one-line message on ``stderr``. ``stdin``/``stdout`` (a remote debugger's
+    socket) can only drive the plain interpreter, so pass ``terminal=False`` with them.
+    Returns the interface that ran; the REPL's assignments are left in ``namespace``.
+    """
+    choice = choose(requested, [], terminal=terminal)
+    if choice.warning:
+        stderr.write(choice.warning + "\n")
+    name = choice.interface.name
+    if name == "python":
+        _embed_python(namespace, stdin=stdin, stdout=stdout)
+    else:
+        EMBEDDERS.get(name, STARTERS[name])(namespace, no_startup=True, stderr=stderr)
+    return choice.interface
+
+
+def _embed_ipython(namespace: Namespace, **_: Any) -> None:
+    # start_ipython() sets up a process-wide application meant to run once; a
+    # debugger opens IPython again and again, which is what the embed shell is for.
+    from IPython.terminal.embed import InteractiveShellEmbed
+
+    try:  # IPython >= 9
+        from IPython.core.interactiveshell import make_main_module_type
+
+        module: Any = make_main_module_type(namespace)()
+    except ImportError:  # IPython 8
+        from IPython.core.interactiveshell import DummyMod  # type: ignore[attr-defined]
+
+        module = DummyMod()
+        module.__dict__ = namespace
+    shell = InteractiveShellEmbed(banner1="", exit_msg="")
+    # The module's dict *is* the namespace, so assignments come back to the caller.
+    shell(local_ns=namespace, module=module, compile_flags=0)
+
+
+class _LeaveConsole:
+    """``exit``/``quit`` for an embedded console: end the console, not the program.
+
+    Python's own (from ``site``, before 3.13) close ``sys.stdin`` and raise
+    ``SystemExit`` through the debugger into the program.
+    """
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __repr__(self) -> str:
+        return f"Use {self.name}() or Ctrl-D to leave this console."
+
+    def __call__(self, code: object = None) -> None:
+        raise SystemExit(code)
+
+
+def _embed_python(
+    namespace: Namespace, *, stdin: TextIO | None = None, stdout: TextIO | None = None
+) -> None:
+    import code
+    import contextlib
+
+    for name in ("exit", "quit"):
+        namespace.setdefault(name, _LeaveConsole(name))
+    if stdin is None or stdout is None:
+        console = code.InteractiveConsole(locals=namespace)
+        with contextlib.suppress(SystemExit):
+            console.interact(banner="", exitmsg="")
+        return
+    out, source = stdout, stdin
+
+    class StreamConsole(code.InteractiveConsole):
+        def raw_input(self, prompt: str = "") -> str:
+            out.write(prompt)
+            out.flush()
+            line = source.readline()
+            if not line:
+                raise EOFError
+            return line.rstrip("\r\n")
+
+        def write(self, data: str) -> None:
+            out.write(data)
+            out.flush()
+
+    # Results and print() of the typed code go to the same stream as the prompt
+    # (sys.stdout is process-wide: other threads' prints land there meanwhile).
+    with contextlib.redirect_stdout(out), contextlib.suppress(SystemExit):
+        StreamConsole(locals=namespace).interact(banner="", exitmsg="")
+
+
+EMBEDDERS: dict[str, Callable[..., None]] = {
+    "ipython": _embed_ipython,
+}
+
 STARTERS: dict[str, Callable[..., None]] = {
     "bpython": _start_bpython,
     "ipython": _start_ipython,

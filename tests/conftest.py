@@ -38,17 +38,28 @@ def example_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     env.pop("PYTHONBREAKPOINT", None)
     subprocess.run(
         [sys.executable, str(MANAGE), "demo", "--no-serve", "--pages", "25", "-v0"],
-        env=env, check=True, cwd=EXAMPLE,
+        env=env,
+        check=True,
+        cwd=EXAMPLE,
     )
     return env
 
 
-def manage(env: dict[str, str], *args: str, input: str | None = None, timeout: float = 60,
-           ) -> subprocess.CompletedProcess[str]:
+def manage(
+    env: dict[str, str],
+    *args: str,
+    input: str | None = None,
+    timeout: float = 60,
+) -> subprocess.CompletedProcess[str]:
     """Run ``manage.py`` of the example project; stdin is a pipe (never a terminal)."""
     return subprocess.run(
         [sys.executable, str(MANAGE), *args],
-        env=env, cwd=EXAMPLE, input=input or "", capture_output=True, text=True, timeout=timeout,
+        env=env,
+        cwd=EXAMPLE,
+        input=input or "",
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
 
 
@@ -60,8 +71,13 @@ def spawn(example_env: dict[str, str]) -> Iterator:
 
     def _spawn(*args: str, env: dict[str, str] | None = None, timeout: float = 30):
         child = pexpect.spawn(
-            sys.executable, [str(MANAGE), *args], env=env or example_env, cwd=str(EXAMPLE),
-            encoding="utf-8", timeout=timeout, dimensions=(40, 160),
+            sys.executable,
+            [str(MANAGE), *args],
+            env=env or example_env,
+            cwd=str(EXAMPLE),
+            encoding="utf-8",
+            timeout=timeout,
+            dimensions=(40, 160),
         )
         children.append(child)
         return child

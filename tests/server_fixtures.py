@@ -459,7 +459,8 @@ PROXY_LOCATION = """\
             proxy_set_header Host $http_host;
             proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
             proxy_next_upstream error timeout http_502 http_503;
-            proxy_connect_timeout 2s;"""
+            proxy_connect_timeout 2s;
+            proxy_max_temp_file_size 0;  # workers may run as nobody: no temp files"""
 
 
 @pytest.fixture

@@ -16,7 +16,11 @@ SPEC = o.OptionSpec(
         o.Option("daemonize", o.boolean, False, "Detach."),
         o.Option("workers", o.workers, 1, "Processes."),
         o.Option("umask", o.octal, 0o022, "File mode mask."),
-        o.Option("method", o.choice("prefork", "threaded", aliases={"fork": "prefork", "thread": "threaded"}), "prefork"),
+        o.Option(
+            "method",
+            o.choice("prefork", "threaded", aliases={"fork": "prefork", "thread": "threaded"}),
+            "prefork",
+        ),
         o.Option("server_name", o.string, None, "Name."),
         o.Option("timeout", o.seconds, 30.0, "Seconds."),
     ],
@@ -31,8 +35,16 @@ def parse(*words: str, **flags: object) -> o.Resolved:
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ("true", True), ("True", True), ("yes", True), ("1", True), ("on", True),
-        ("false", False), ("FALSE", False), ("no", False), ("0", False), ("off", False),
+        ("true", True),
+        ("True", True),
+        ("yes", True),
+        ("1", True),
+        ("on", True),
+        ("false", False),
+        ("FALSE", False),
+        ("no", False),
+        ("0", False),
+        ("off", False),
     ],
 )
 def test_boolean_words(text: str, expected: bool) -> None:

@@ -65,6 +65,11 @@ def test_flags_work_like_key_value(runcpserver) -> None:
         (["ssl_certificate=/nonexistent.pem"], "ssl_certificate and ssl_private_key go together"),
         (["autoreload=true", "workers=2"], "autoreload works with one worker in the foreground"),
         (["socket=/tmp/x.sock", "host=0.0.0.0"], "Give socket= or host=/port=, not both."),
+        (["workdir=/nonexistent/dir"], "workdir /nonexistent/dir is not a directory."),
+        (
+            ["ssl_certificate=/etc/hostname", "ssl_private_key=/etc/hostname"],
+            "Cannot use ssl_certificate /etc/hostname with ssl_private_key /etc/hostname:",
+        ),
     ],
 )
 def test_bad_input_is_a_clear_error(example_env, args: list[str], message: str) -> None:
@@ -96,6 +101,17 @@ def test_non_loopback_bind_with_debug_warns(runcpserver) -> None:
 
 def test_loopback_bind_does_not_warn(runcpserver) -> None:
     assert "Warning" not in runcpserver().output
+
+
+def test_ipv6_loopback(runcpserver) -> None:
+    try:
+        with socket.socket(socket.AF_INET6) as probe:
+            probe.bind(("::1", 0))
+    except OSError:
+        pytest.skip("no IPv6 loopback here")
+    server = runcpserver("host=::1")
+    assert server.url.startswith("http://[::1]:")
+    page_list_ok(server.url)
 
 
 def test_unix_socket(runcpserver, tmp_path: Path) -> None:

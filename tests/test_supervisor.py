@@ -45,6 +45,8 @@ def test_workers_share_one_socket_and_dead_ones_are_respawned(app_server) -> Non
     workers = wait_until(
         lambda: len(children(server.pid)) == 2 and children(server.pid), message="2 workers"
     )
+    for pid in workers:
+        wait_until(lambda pid=pid: f"worker {pid} serving" in server.output, message=f"{pid}")
     assert pid_of(server.url) in workers
     os.kill(workers[0], signal.SIGKILL)
     replaced = wait_until(

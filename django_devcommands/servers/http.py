@@ -131,7 +131,13 @@ class CherootEngine:
             if path and not os.path.isfile(path):
                 raise ValueError(f"TLS file {path} does not exist.")
         if self.ssl_certificate:
-            self._ssl_adapter()  # a bad certificate or key: said now, not by every worker
+            try:
+                self._ssl_adapter()  # a bad certificate or key: said now, not by every worker
+            except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
+                raise ValueError(
+                    f"Cannot use ssl_certificate {self.ssl_certificate} with ssl_private_key "
+                    f"{self.ssl_private_key}: {exc}"
+                ) from None
         if self.static:
             from django.conf import settings
 
@@ -324,6 +330,7 @@ def launch(resolved: o.Resolved, *, stdout: TextIO, stderr: TextIO) -> int:
     from django.conf import settings
 
     from django_devcommands.conf import conf
+    from django_devcommands.servers import process
 
     values = dict(resolved.values)
     for key, raw in conf.RUNCPSERVER.items():  # project defaults, under the command line
@@ -398,6 +405,23 @@ def launch(resolved: o.Resolved, *, stdout: TextIO, stderr: TextIO) -> int:
     if autoreload:
         from django.utils import autoreload as django_autoreload
 
-        django_autoreload.run_with_reloader(serve)
+        def serve_in_reloader() -> None:
+            # This runs in a thread of the reloader's child: an exception would only
+            # end the thread and leave the reloader waiting. Say it and exit, as
+            # runserver does when it cannot bind.
+            try:
+                code = serve()
+            except (process.ProcessError, ImportError, ValueError, OSError) as exc:
+                stderr.write(f"CommandError: {exc}\n")
+                code = 1
+            except BaseException:
+                import traceback
+
+                stderr.write(traceback.format_exc())
+                code = 1
+            stderr.flush()
+            os._exit(code)
+
+        django_autoreload.run_with_reloader(serve_in_reloader)
         return 0
     return serve()

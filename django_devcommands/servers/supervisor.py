@@ -517,6 +517,7 @@ class Master:
             if beat and not child.booted:
                 child.booted = True
                 self.failures = 0
+                self.log(f"worker {child.pid} serving")
             last = beat or child.started
             if self.timeout > 0 and now - last > self.timeout:
                 self.log(
@@ -682,6 +683,8 @@ def run(
     argv = _restart_argv()
     if options.pidfile and not reexec:
         process.check_pidfile(options.pidfile)
+    if options.workdir and not os.path.isdir(options.workdir):
+        raise process.ProcessError(f"workdir {options.workdir} is not a directory.")
     if options.umask is not None and not options.daemonize:
         os.umask(options.umask)
     sock = engine.bind()

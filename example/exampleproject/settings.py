@@ -8,7 +8,9 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 
 SECRET_KEY = os.environ.get("EXAMPLE_SECRET_KEY", "example-only-not-secret")
 DEBUG = os.environ.get("EXAMPLE_DEBUG", "1").lower() in {"1", "true", "yes", "on"}
-ALLOWED_HOSTS = os.environ.get("EXAMPLE_ALLOWED_HOSTS", "127.0.0.1,localhost,[::1],testserver").split(",")
+ALLOWED_HOSTS = os.environ.get(
+    "EXAMPLE_ALLOWED_HOSTS", "127.0.0.1,localhost,[::1],testserver"
+).split(",")
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -20,6 +22,9 @@ INSTALLED_APPS = [
     "django_devcommands",
     "pages",
 ]
+# Benchmarks compare against Django's own commands on the same project.
+if os.environ.get("EXAMPLE_WITHOUT_DEVCOMMANDS") == "1":
+    INSTALLED_APPS.remove("django_devcommands")
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",

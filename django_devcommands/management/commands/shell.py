@@ -65,5 +65,9 @@ class Command(ShellCommand):
             stderr=self.stderr,
         )
 
-    def execute_source(self, source: str, options: dict[str, Any], filename: str = "<command>") -> None:
-        shells.run_source(source, {**shell_exec_globals(), **self.get_namespace(**options)}, filename)
+    def execute_source(
+        self, source: str, options: dict[str, Any], filename: str = "<command>"
+    ) -> None:
+        shells.run_source(
+            source, {**shell_exec_globals(), **self.get_namespace(**options)}, filename
+        )

@@ -9,11 +9,42 @@ from django.utils import timezone
 
 from pages.models import Page
 
-WORDS = (
-    "django server shell index search solr cheroot worker request response template "
-    "query model view socket signal reload daemon process thread python debugger "
-    "page title body slug cache static media admin field schema batch commit"
-).split()
+WORDS = [
+    "django",
+    "server",
+    "shell",
+    "index",
+    "search",
+    "solr",
+    "cheroot",
+    "worker",
+    "request",
+    "response",
+    "template",
+    "query",
+    "model",
+    "view",
+    "socket",
+    "signal",
+    "reload",
+    "daemon",
+    "process",
+    "thread",
+    "python",
+    "debugger",
+    "page",
+    "title",
+    "body",
+    "slug",
+    "cache",
+    "static",
+    "media",
+    "admin",
+    "field",
+    "schema",
+    "batch",
+    "commit",
+]
 
 
 def make_body(rng: random.Random, paragraphs: int = 4) -> str:
