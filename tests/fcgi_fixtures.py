@@ -6,6 +6,7 @@ Use them with ``from tests.fcgi_fixtures import *`` (and ``tests.server_fixtures
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import re
@@ -214,9 +215,12 @@ def _ajp_string(value: str | None) -> bytes:
     return struct.pack(">H", len(data)) + data + b"\0"
 
 
-def ajp_request(address: tuple[str, int] | str, uri: str = "/echo/", query: str | None = None,
+def ajp_request(address: tuple[str, int] | str | socket.socket, uri: str = "/echo/", query: str | None = None,
                 *, is_ssl: bool = False, timeout: float = 20) -> tuple[int, dict[str, str], bytes]:
-    """One AJP13 GET (what Apache's mod_proxy_ajp sends): (status, headers, body)."""
+    """One AJP13 GET (what Apache's mod_proxy_ajp sends): (status, headers, body).
+
+    ``address`` may be an open socket: AJP connections carry request after request.
+    """
     data = (b"\x02\x02" + _ajp_string("HTTP/1.1") + _ajp_string(uri)
             + _ajp_string("127.0.0.1") + _ajp_string(None) + _ajp_string("127.0.0.1")
             + struct.pack(">H", 80) + bytes([1 if is_ssl else 0])
@@ -226,7 +230,9 @@ def ajp_request(address: tuple[str, int] | str, uri: str = "/echo/", query: str 
     data += b"\xff"
     packet = b"\x12\x34" + struct.pack(">H", len(data)) + data
     status, headers, body = 0, {}, b""
-    with _connect(address, timeout) as sock:
+    own = not isinstance(address, socket.socket)
+    sock = _connect(address, timeout) if own else address  # type: ignore[arg-type]
+    with contextlib.nullcontext(sock) if not own else sock:
         sock.sendall(packet)
         buffer = b""
         while True:

@@ -268,3 +268,33 @@ def test_no_failures_at_high_concurrency(runfcgi, nginx, protocol, concurrency, 
     result = run_load(url, concurrency=concurrency, requests=per_client, timeout=120)
     assert result.failures == [], result.failures[:5]
     assert result.ok == concurrency * per_client
+
+
+@pytest.mark.parametrize("protocol", ["fcgi", "ajp"])
+def test_kept_alive_idle_connection_does_not_hold_a_stopping_worker(runfcgi, protocol):
+    """nginx's fastcgi_keep_conn and Apache's AJP pools keep connections open between requests."""
+    import socket
+
+    from tests.fcgi_fixtures import ajp_request
+
+    server = runfcgi(f"protocol={protocol}", "method=threaded", "shutdown_timeout=600")
+    with socket.create_connection(server.address, timeout=60) as sock:
+        if protocol == "fcgi":
+            params = _pairs({b"REQUEST_METHOD": b"GET", b"REQUEST_URI": b"/echo/",
+                             b"SERVER_NAME": b"x", b"SERVER_PORT": b"80",
+                             b"SERVER_PROTOCOL": b"HTTP/1.1", b"HTTP_HOST": b"127.0.0.1"})
+            sock.sendall(fcgi_record(FCGI_BEGIN_REQUEST, 1, struct.pack("!HB5x", 1, 1))
+                         + fcgi_record(FCGI_PARAMS, 1, params) + fcgi_record(FCGI_PARAMS, 1, b"")
+                         + fcgi_record(FCGI_STDIN, 1, b""))
+            data = b""
+            while b"\x01\x03\x00\x01" not in data:  # FCGI_END_REQUEST for request 1
+                chunk = sock.recv(65536)
+                assert chunk, data
+                data += chunk
+            assert b"Status: 200" in data
+        else:
+            assert ajp_request(sock, "/echo/")[0] == 200  # the same connection stays open
+        server.signal(signal.SIGTERM)
+        assert server.wait(120) == 0  # not shutdown_timeout=600 later
+        while sock.recv(65536):  # the rest of the last response, then EOF: closed by the server
+            pass

@@ -386,7 +386,30 @@ def _scgi_length_prefix(sock: socket.socket, limit: int) -> bytes:
     return prefix
 
 
-def _flup_classes(protocol: str, log: Callable[[str], None]) -> tuple[type, type]:
+def _wait_readable(
+    sock: Any, stopping: threading.Event, between_requests: Callable[[], bool]
+) -> bool:
+    """Wait for the web server's next bytes on a kept-alive connection.
+
+    False when it stayed silent for ``IDLE_TIMEOUT``, or when the worker is
+    stopping and the connection sits between two requests: a kept-alive
+    connection (FastCGI ``fastcgi_keep_conn``, every AJP pool) must not hold a
+    stopping worker for ``shutdown_timeout``.
+    """
+    waited = 0.0
+    while waited < IDLE_TIMEOUT:
+        if stopping.is_set() and between_requests():
+            return False
+        readable, _, _ = select.select([sock], [], [], 0.5)
+        if readable:
+            return True
+        waited += 0.5
+    return False
+
+
+def _flup_classes(
+    protocol: str, log: Callable[[str], None], stopping: threading.Event
+) -> tuple[type, type]:
     """(server class, connection class) for ``protocol``, subclassed for robustness."""
     if protocol == "scgi":
         from flup.server import scgi_base as base
@@ -432,9 +455,8 @@ def _flup_classes(protocol: str, log: Callable[[str], None]) -> tuple[type, type
                     _close(self._sock)
 
             def process_input(self) -> None:
-                readable, _, _ = select.select([self._sock], [], [], IDLE_TIMEOUT)
-                if not readable:
-                    raise EOFError  # silent too long
+                if not _wait_readable(self._sock, stopping, lambda: not self._requests):
+                    raise EOFError  # silent too long, or stopping between requests
                 super().process_input()
 
             def _do_params(self, inrec: Any) -> None:
@@ -470,8 +492,7 @@ def _flup_classes(protocol: str, log: Callable[[str], None]) -> tuple[type, type
         def run(self) -> None:
             try:
                 while True:  # AJP connections are persistent
-                    readable, _, _ = select.select([self._sock], [], [], IDLE_TIMEOUT)
-                    if not readable:
+                    if not _wait_readable(self._sock, stopping, lambda: self._request is None):
                         break
                     self.processInput()
             except EOFError:
@@ -577,7 +598,7 @@ class FlupEngine:
         return app
 
     def _make_server(self, app: Callable[..., Any], log: Callable[[str], None]) -> tuple[Any, type]:
-        server_class, connection_class = _flup_classes(self.protocol, log)
+        server_class, connection_class = _flup_classes(self.protocol, log, self._stopping)
         kwargs: dict[str, Any] = {
             "environ": {},
             "multithreaded": True,
@@ -650,6 +671,7 @@ class FlupEngine:
             for fd in (wake_r, wake_w):
                 with contextlib.suppress(OSError):
                     os.close(fd)
+            _close(sock)  # this worker's descriptor only (the supervisor keeps its own)
 
     def stop(self, timeout: float) -> None:
         """Stop accepting; :meth:`serve` lets in-flight requests finish (up to ``timeout``)."""
