@@ -298,3 +298,14 @@ def test_kept_alive_idle_connection_does_not_hold_a_stopping_worker(runfcgi, pro
         assert server.wait(120) == 0  # not shutdown_timeout=600 later
         while sock.recv(65536):  # the rest of the last response, then EOF: closed by the server
             pass
+
+
+def test_sigterm_while_workers_boot_is_not_lost(runfcgi):
+    """A SIGTERM reaching a worker between fork and its own handlers used to be dropped
+    (the worker then lived until shutdown_timeout): the supervisor blocks it across fork."""
+    for delay in (0.0, 0.1, 0.2, 0.3, 0.5):
+        server = runfcgi("protocol=scgi", "workers=3", "shutdown_timeout=600")
+        time.sleep(delay)  # somewhere in the workers' boot (no timing is asserted)
+        server.signal(signal.SIGTERM)
+        # ends (not 600 s later); killed outright if the master had no handlers yet
+        assert server.wait(120) in (0, -signal.SIGTERM), server.output

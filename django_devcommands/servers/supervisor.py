@@ -83,6 +83,15 @@ LISTEN_FD_ENV = "DEVCOMMANDS_LISTEN_FD"
 #: Exit status of a worker that failed before serving (counted for backoff).
 WORKER_BOOT_ERROR = 3
 _SLOTS = 4096
+#: Signals the master handles that a worker handles differently (see Master._spawn).
+_WORKER_SIGNALS = {
+    signal.SIGTERM,
+    signal.SIGINT,
+    signal.SIGHUP,
+    signal.SIGUSR1,
+    signal.SIGTTIN,
+    signal.SIGTTOU,
+}
 
 
 class Engine(Protocol):
@@ -441,10 +450,23 @@ class Master:
             max_requests += random.randint(0, self.max_requests_jitter)
         sys.stdout.flush()
         sys.stderr.flush()
-        pid = os.fork()
+        # A signal for the new worker that arrived before Worker.run() installed its
+        # handlers would run the master's handler in the child and be lost (a SIGTERM
+        # then leaves the worker running until shutdown_timeout): block them across
+        # the fork, reset the master's handlers in the child, then unblock.
+        mask = signal.pthread_sigmask(signal.SIG_BLOCK, _WORKER_SIGNALS)
+        try:
+            pid = os.fork()
+        except BaseException:
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+            raise
         if pid == 0:  # the worker
             code = WORKER_BOOT_ERROR
             try:
+                for sig in _WORKER_SIGNALS:
+                    ignore = sig in (signal.SIGTTIN, signal.SIGTTOU)
+                    signal.signal(sig, signal.SIG_IGN if ignore else signal.SIG_DFL)
+                signal.pthread_sigmask(signal.SIG_SETMASK, mask)
                 signal.set_wakeup_fd(-1)
                 os.close(self._wake_r)
                 os.close(self._wake_w)
@@ -468,6 +490,7 @@ class Master:
                     sys.stdout.flush()
                     sys.stderr.flush()
                 os._exit(code)
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
         self.children[pid] = _Child(pid, slot, time.monotonic(), self.generation)
 
     def _terminate(self, child: _Child, sig: int = signal.SIGTERM) -> None:
