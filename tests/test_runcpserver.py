@@ -507,3 +507,18 @@ def test_server_user_and_group_after_binding(runcpserver) -> None:
         assert f"Gid:\t{gid}\t{gid}\t{gid}\t{gid}" in status
     # A request that needs no database (nobody cannot read the test's root-owned DB).
     assert get(server.url + "static/missing.css")[0] == 404
+
+
+def test_silent_new_connections_do_not_occupy_the_threads(runcpserver, production_env) -> None:
+    """Clients that connect and say nothing (yet) must not hold the request threads."""
+    server = runcpserver("threads=2", env=production_env)
+    host, port = server.address
+    silent = [socket.create_connection((host, port), timeout=30) for _ in range(200)]
+    try:
+        page_list_ok(server.url, timeout=30)  # would wait for 100 x cheroot's 10 s otherwise
+        for conn in silent[:20]:  # they are served once they speak
+            conn.sendall(b"GET /static/missing HTTP/1.1\r\nHost: localhost\r\n\r\n")
+            assert _read_head(conn).startswith(b"HTTP/1.1 404")
+    finally:
+        for conn in silent:
+            conn.close()

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -164,7 +165,7 @@ class CherootEngine:
         if self.static:
             app = static_files(app)
         if self.access_log:
-            app = AccessLog(app, open_access_log(self.access_log, self.stdout or _stdout()))
+            app = AccessLog(app, open_access_log(self.access_log, self.stdout or sys.stdout))
         return app
 
     def _ssl_adapter(self) -> Any:
@@ -187,6 +188,25 @@ class CherootEngine:
             def bind_unix_socket(self, bind_addr: Any) -> socket.socket:
                 self.socket = sock
                 return sock
+
+            def process_conn(self, conn: Any) -> None:
+                # cheroot hands a new connection straight to a thread, which then
+                # waits (up to its 10 s socket timeout) for a request that may never
+                # come: a few hundred silent connections would occupy every thread.
+                # Park a new connection in the selector until it has something to
+                # read, like an idle keep-alive one (expired after the same timeout).
+                # (Not with TLS: the handshake already ran in cheroot's accept, and
+                # data OpenSSL buffered meanwhile would not wake the selector.)
+                if (
+                    self.ssl_adapter is None
+                    and conn.requests_seen == 0
+                    and not getattr(conn, "_waited", False)
+                    and not _has_input(conn.socket)
+                ):
+                    conn._waited = True
+                    self._connections.put(conn)  # type: ignore[attr-defined]
+                    return
+                super().process_conn(conn)
 
         class Gateway(wsgi.Gateway_10):
             """Sends the status line and headers in one write with the first body chunk.
@@ -268,6 +288,19 @@ class CherootEngine:
         server.stop()
 
 
+def _has_input(sock: socket.socket) -> bool:
+    """Whether a read on ``sock`` would not block (data, or the peer closed).
+
+    ``poll`` rather than ``recv(MSG_DONTWAIT)``: a socket with a timeout would
+    turn the latter into a wait of that timeout.
+    """
+    import select
+
+    poller = select.poll()
+    poller.register(sock.fileno(), select.POLLIN)
+    return bool(poller.poll(0))
+
+
 class _Collect:
     """Stands in for a connection's write file while a response's head is assembled."""
 
@@ -301,24 +334,7 @@ def static_files(app: Callable[..., Any]) -> Callable[..., Any]:
     return WhiteNoise(app, root=settings.STATIC_ROOT, prefix=urlparse(settings.STATIC_URL).path)
 
 
-def _stdout() -> TextIO:
-    import sys
-
-    return sys.stdout
-
-
 # -- the launcher runcpserver calls ---------------------------------------------------
-
-
-def _is_loopback(host: str) -> bool:
-    import ipaddress
-
-    if host.lower() in {"localhost", "ip6-localhost"}:
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 def launch(resolved: o.Resolved, *, stdout: TextIO, stderr: TextIO) -> int:
@@ -330,6 +346,7 @@ def launch(resolved: o.Resolved, *, stdout: TextIO, stderr: TextIO) -> int:
     from django.conf import settings
 
     from django_devcommands.conf import conf
+    from django_devcommands.debugger import is_loopback
     from django_devcommands.servers import process
 
     values = dict(resolved.values)
@@ -363,7 +380,7 @@ def launch(resolved: o.Resolved, *, stdout: TextIO, stderr: TextIO) -> int:
             "drop workers/max_requests/daemonize, or set autoreload=false."
         )
     static = settings.DEBUG if values["static"] is None else values["static"]
-    if settings.DEBUG and not values["socket"] and not _is_loopback(values["host"]):
+    if settings.DEBUG and not values["socket"] and not is_loopback(values["host"]):
         stderr.write(
             f"Warning: DEBUG is on and the server binds {values['host']}, reachable from other "
             "machines: DEBUG pages show settings and source code.\n"

@@ -8,6 +8,7 @@ meant for the user; the commands turn them into ``CommandError``.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sys
@@ -131,7 +132,7 @@ def write_pidfile(path: str | os.PathLike[str], pid: int | None = None) -> None:
     except OSError as exc:
         raise ProcessError(f"Cannot write pidfile {target}: {exc.strerror}.") from None
     finally:
-        with _suppress_oserror():
+        with contextlib.suppress(OSError):
             tmp.unlink()
 
 
@@ -143,14 +144,6 @@ def remove_pidfile(path: str | os.PathLike[str], pid: int | None = None) -> None
             Path(path).unlink()
     except (OSError, ProcessError):
         pass
-
-
-class _suppress_oserror:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, exc_type: object, exc: object, tb: object) -> bool:
-        return isinstance(exc, OSError)
 
 
 # -- daemonizing ----------------------------------------------------------------------
@@ -251,7 +244,7 @@ def _wait_for_daemon(fd: int, child: int, stdout: TextIO, timeout: float) -> Non
             break
         chunks.append(chunk)
     os.close(fd)
-    with _suppress_oserror():
+    with contextlib.suppress(OSError):
         os.waitpid(child, 0)  # the intermediate child exits at once
     text = b"".join(chunks).decode("utf-8", "replace")
     status, _, message = text.partition(" ")
@@ -347,7 +340,7 @@ def stop(
     if pid is None:
         raise ProcessError(f"No pidfile at {pidfile}: is the server running?")
     if not pid_alive(pid):
-        with _suppress_oserror():
+        with contextlib.suppress(OSError):
             Path(pidfile).unlink()
         raise ProcessError(
             f"Pidfile {pidfile} is stale: process {pid} is not running (pidfile removed)."
@@ -361,7 +354,7 @@ def stop(
     say(f"Sent SIGTERM to {pid}; waiting up to {timeout:g}s for it to finish its requests.")
     if not _wait_gone(pid, timeout):
         say(f"Process {pid} still running after {timeout:g}s: sending SIGKILL.")
-        with _suppress_oserror():
+        with contextlib.suppress(OSError):
             os.kill(pid, signal.SIGKILL)
         if not _wait_gone(pid, 10.0):
             raise ProcessError(f"Process {pid} did not die after SIGKILL.")

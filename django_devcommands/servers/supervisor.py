@@ -734,7 +734,7 @@ def run(
                 daemon.failed(str(exc))
                 os._exit(1)
             raise
-        log = _logger(stderr, engine.name)
+        log = _logger(stderr)
         text = banner(sock)
         if daemon is not None:
             daemon.ready(f"{text} (daemon pid {os.getpid()})")
@@ -816,7 +816,7 @@ def _reexec(sock: socket.socket, argv: list[str], log: Callable[[str], None]) ->
     os.execv(argv[0], argv)
 
 
-def _logger(stream: TextIO, name: str) -> Callable[[str], None]:
+def _logger(stream: TextIO) -> Callable[[str], None]:
     lock = threading.Lock()
 
     def log(message: str) -> None:
