@@ -829,7 +829,9 @@ def launch(resolved: o.Resolved, *, stdout: TextIO, stderr: TextIO) -> int:
         )
 
     require_flup()
-    if values["host"] and not _is_loopback(values["host"]):
+    from django_devcommands.debugger import is_loopback
+
+    if values["host"] and not is_loopback(values["host"]):
         stderr.write(
             f"Warning: runfcgi binds {values['host']}, reachable from other machines: anyone "
             "who can connect can send requests with any REMOTE_ADDR and HTTPS value. "
@@ -862,14 +864,3 @@ def launch(resolved: o.Resolved, *, stdout: TextIO, stderr: TextIO) -> int:
         return f"runfcgi: serving on {where} (flup {values['protocol']}, {mode}; pid {os.getpid()})"
 
     return supervisor.run(engine, proc, stdout=stdout, stderr=stderr, banner=banner)
-
-
-def _is_loopback(host: str) -> bool:
-    import ipaddress
-
-    if host.lower() in {"localhost", "ip6-localhost"}:
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
