@@ -442,6 +442,7 @@ def _flup_classes(
 
         class FCGIConnection(base.Connection):
             _params_bytes = 0
+            _begun = False
 
             def run(self) -> None:
                 try:
@@ -454,8 +455,11 @@ def _flup_classes(
                 finally:
                     _close(self._sock)
 
+            def _between_requests(self) -> bool:
+                return self._begun and not self._requests
+
             def process_input(self) -> None:
-                if not _wait_readable(self._sock, stopping, lambda: not self._requests):
+                if not _wait_readable(self._sock, stopping, self._between_requests):
                     raise EOFError  # silent too long, or stopping between requests
                 super().process_input()
 
@@ -469,6 +473,7 @@ def _flup_classes(
                 if inrec.contentLength != 8:
                     raise ValueError("bad FCGI_BEGIN_REQUEST body")
                 self._params_bytes = 0
+                self._begun = True  # served at least one request: may close between two
                 super()._do_begin_request(inrec)
 
             def _cleanupSocket(self) -> None:
@@ -489,12 +494,18 @@ def _flup_classes(
     from flup.server import ajp_base as base
 
     class AJPConnection(base.Connection):
+        _served = False
+
+        def _between_requests(self) -> bool:
+            return self._served and self._request is None
+
         def run(self) -> None:
             try:
                 while True:  # AJP connections are persistent
-                    if not _wait_readable(self._sock, stopping, lambda: self._request is None):
+                    if not _wait_readable(self._sock, stopping, self._between_requests):
                         break
                     self.processInput()
+                    self._served = self._served or self._request is None
             except EOFError:
                 pass
             except Exception as exc:
