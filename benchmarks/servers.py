@@ -10,6 +10,9 @@ interpreter when missing. Scenarios:
 * overhead: ``runcpserver workers=1`` against plain cheroot running the same
   app with the same thread count (what our supervisor and wrappers cost);
 * prefork: ``runcpserver workers=2`` against ``gunicorn -w 2`` (sync workers);
+* nginx-scgi / nginx-fcgi: through nginx, ``runfcgi workers=2`` (SCGI or FastCGI)
+  against ``gunicorn -w 2`` behind nginx ``proxy_pass`` and flup's own prefork
+  server (``scgi_fork`` / ``fcgi_fork``) behind nginx (results on the runfcgi page);
 * ceiling: the same WSGI app called in-process in a loop, one core.
 
 Competitors are entries in :data:`COMPETITORS` (a name and a command line for a
@@ -92,14 +95,68 @@ print(json.dumps({"rps": count / (time.perf_counter() - started), "bytes": len(b
 """
 
 
+FLUP_FORK = """
+import logging, sys
+from django.core.wsgi import get_wsgi_application
+protocol, port = sys.argv[1], int(sys.argv[2])
+if protocol == "scgi":
+    from flup.server.scgi_fork import WSGIServer
+    extra = {"scriptName": None, "loggingLevel": logging.WARNING}
+else:
+    from flup.server.fcgi_fork import WSGIServer
+    extra = {}
+# flup's defaults for maxSpare/minSpare/maxChildren (old runfcgi's too).
+WSGIServer(get_wsgi_application(), bindAddress=("127.0.0.1", port), maxSpare=5, minSpare=2,
+           maxChildren=50, **extra).run()
+"""
+
+NGINX_CONF = """\
+{user}worker_processes 1;
+pid {tmp}/nginx.pid;
+error_log {tmp}/error.log warn;
+events {{ worker_connections 4096; }}
+http {{
+    access_log off;
+    client_body_temp_path {tmp}/body;
+    proxy_temp_path {tmp}/proxy;
+    fastcgi_temp_path {tmp}/fastcgi;
+    scgi_temp_path {tmp}/scgi;
+    uwsgi_temp_path {tmp}/uwsgi;
+    upstream app {{
+        server 127.0.0.1:{backend};
+    }}
+    server {{
+        listen 127.0.0.1:{port};
+        location / {{
+{location}
+        }}
+    }}
+}}
+"""
+
+NGINX_LOCATIONS = {
+    "http": "            proxy_pass http://app;\n            proxy_set_header Host $http_host;",
+    "scgi": "            include {params}/scgi_params;\n            scgi_pass app;",
+    "fcgi": "            include {params}/fastcgi_params;\n            fastcgi_pass app;",
+}
+
+
 @dataclass
 class Competitor:
-    """A server to measure: ``command(port)`` starts it in the foreground."""
+    """A server to measure: ``command(port)`` starts it in the foreground.
+
+    With ``front`` ("http", "scgi" or "fcgi"), the server gets another port and nginx
+    listens on the measured one, passing requests with ``proxy_pass``, ``scgi_pass``
+    or ``fastcgi_pass`` (and the params files nginx ships).
+    """
 
     name: str
     command: Callable[[int], list[str]]
     workers: int = 1
     note: str = ""
+    front: str | None = None
+    #: Seconds to wait after SIGTERM before killing the process group.
+    stop_timeout: float = 30.0
 
 
 def _manage(*args: str) -> Callable[[int], list[str]]:
@@ -144,6 +201,54 @@ COMPETITORS: dict[str, Competitor] = {
             workers=2,
             note="gunicorn sync workers (no keep-alive)",
         ),
+        *(
+            entry
+            for protocol in ("scgi", "fcgi")
+            for entry in (
+                Competitor(
+                    f"nginx + runfcgi {protocol} workers=2",
+                    _manage("runfcgi", f"protocol={protocol}", "workers=2"),
+                    workers=2,
+                    note=f"runfcgi prefork, 2 workers x 10 threads, nginx {protocol}_pass",
+                    front=protocol,
+                ),
+                Competitor(
+                    f"nginx + flup {protocol}_fork",
+                    lambda port, protocol=protocol: [
+                        sys.executable,
+                        "-c",
+                        FLUP_FORK,
+                        protocol,
+                        str(port),
+                    ],
+                    workers=2,
+                    note=f"flup.server.{protocol}_fork, maxSpare=5 maxChildren=50",
+                    front=protocol,
+                    # its parent ignores SIGTERM until the next request (a flup bug)
+                    stop_timeout=3.0,
+                ),
+            )
+        ),
+        Competitor(
+            "nginx + gunicorn -w 2",
+            lambda port: [
+                sys.executable,
+                "-m",
+                "gunicorn",
+                "-w",
+                "2",
+                "-k",
+                "sync",
+                "-b",
+                f"127.0.0.1:{port}",
+                "--backlog",
+                "2048",
+                "exampleproject.wsgi:application",
+            ],
+            workers=2,
+            note="gunicorn sync workers behind nginx proxy_pass",
+            front="http",
+        ),
     ]
 }
 
@@ -157,6 +262,8 @@ class Scenario:
     #: The competitor the others are divided by in the ratio column.
     baseline: str
     headers: list[str] = field(default_factory=list)
+    #: The docs page (docs/benchmarks/<page>.rst) whose table shows this scenario.
+    page: str = "servers"
 
 
 SCENARIOS = [
@@ -181,6 +288,21 @@ SCENARIOS = [
         [50, 200],
         baseline="gunicorn -w 2 (sync)",
         headers=["Connection: close"],
+    ),
+    *(
+        Scenario(
+            f"nginx-{protocol}",
+            f"through nginx: runfcgi {protocol} vs gunicorn (proxy_pass) vs flup {protocol}_fork",
+            [
+                f"nginx + runfcgi {protocol} workers=2",
+                "nginx + gunicorn -w 2",
+                f"nginx + flup {protocol}_fork",
+            ],
+            [50, 200],
+            baseline="nginx + gunicorn -w 2",
+            page="runfcgi",
+        )
+        for protocol in ("scgi", "fcgi")
     ),
 ]
 
@@ -210,6 +332,19 @@ def ensure_tools(need_gunicorn: bool) -> str:
     return wrk
 
 
+def ensure_nginx() -> None:
+    if shutil.which("nginx") or os.path.exists("/usr/sbin/nginx"):
+        return
+    if os.geteuid() != 0:
+        sys.exit("nginx is missing: apt-get install nginx (or run this script as root)")
+    subprocess.run(["apt-get", "update", "-qq"], check=True)
+    subprocess.run(
+        ["apt-get", "install", "-y", "-qq", "--no-install-recommends", "nginx"],
+        check=True,
+        env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"},
+    )
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -235,6 +370,9 @@ def rss_mb(pid: int) -> float:
 class Running:
     proc: subprocess.Popen[bytes]
     url: str
+    #: nginx in front, if any (stopped after the server).
+    front: subprocess.Popen[bytes] | None = None
+    stop_timeout: float = 30.0
 
     def worker_pids(self) -> list[int]:
         return children(self.proc.pid) or [self.proc.pid]
@@ -243,16 +381,68 @@ class Running:
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
-                self.proc.wait(30)
+                self.proc.wait(self.stop_timeout)
             except subprocess.TimeoutExpired:
                 os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait(10)
+        if self.front is not None and self.front.poll() is None:
+            self.front.send_signal(signal.SIGQUIT)
+            try:
+                self.front.wait(10)
+            except subprocess.TimeoutExpired:
+                self.front.kill()
+                self.front.wait(10)
+
+
+def nginx_params_dir() -> str:
+    """Where nginx's scgi_params / fastcgi_params live (its configuration directory)."""
+    binary = shutil.which("nginx") or "/usr/sbin/nginx"
+    info = subprocess.run([binary, "-V"], capture_output=True, text=True, timeout=10).stderr
+    for word in info.split():
+        if word.startswith("--conf-path="):
+            return str(Path(word.partition("=")[2]).parent)
+    return "/etc/nginx"
+
+
+def start_nginx(front: str, port: int, backend: int) -> subprocess.Popen[bytes]:
+    binary = shutil.which("nginx") or "/usr/sbin/nginx"
+    if not os.path.exists(binary):
+        sys.exit("nginx is missing: apt-get install nginx")
+    tmp = Path(tempfile.mkdtemp(prefix="bench-nginx-"))
+    conf = tmp / "nginx.conf"
+    location = NGINX_LOCATIONS[front].format(params=nginx_params_dir())
+    user = "user root;\n" if os.geteuid() == 0 else ""
+    conf.write_text(
+        NGINX_CONF.format(user=user, tmp=tmp, port=port, backend=backend, location=location)
+    )
+    return subprocess.Popen(
+        [
+            binary,
+            "-p",
+            str(tmp),
+            "-c",
+            str(conf),
+            "-e",
+            str(tmp / "error.log"),
+            "-g",
+            "daemon off;",
+        ],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
 
 
 def start(competitor: Competitor, env: dict[str, str]) -> Running:
     port = free_port()
+    front = None
+    backend = port
+    if competitor.front:
+        backend = free_port()
+        front = start_nginx(competitor.front, port, backend)
     proc = subprocess.Popen(
-        competitor.command(port),
+        competitor.command(backend),
         env=env,
         cwd=EXAMPLE,
         stdin=subprocess.DEVNULL,
@@ -268,10 +458,12 @@ def start(competitor: Competitor, env: dict[str, str]) -> Running:
         try:
             with urllib.request.urlopen(url, timeout=5) as response:
                 if response.status == 200:
-                    return Running(proc, url)
+                    return Running(proc, url, front, competitor.stop_timeout)
         except OSError:
             time.sleep(0.2)
     proc.kill()
+    if front is not None:
+        front.kill()
     sys.exit(f"{competitor.name} did not start")
 
 
@@ -352,6 +544,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     scenarios = [s for s in SCENARIOS if not args.scenario or s.name in args.scenario]
     wrk = ensure_tools(any("gunicorn" in n for s in scenarios for n in s.competitors))
+    if any(COMPETITORS[n].front for s in scenarios for n in s.competitors):
+        ensure_nginx()
 
     rows: list[dict[str, object]] = []
     with tempfile.TemporaryDirectory() as tmpdir:
@@ -429,10 +623,16 @@ def main(argv: list[str] | None = None) -> int:
     out = RESULTS / f"servers-{stamp}.json"
     out.write_text(json.dumps(report, indent=2))
     print(f"\nresults: {out}")
-    table = rst_table(rows, ceiling, args.duration, args.repeat)
-    print("\n" + table)
-    if args.write_docs:
-        write_docs(table)
+    pages = {s.name: s.page for s in SCENARIOS}
+    for page in dict.fromkeys(pages[str(row["scenario"])] for row in rows):
+        page_rows = [row for row in rows if pages[str(row["scenario"])] == page]
+        table = rst_table(page_rows, ceiling, args.duration, args.repeat)
+        print("\n" + table)
+        if args.write_docs:
+            write_docs(table, DOCS.parent / f"{page}.rst")
+            svg = DOCS.parent / f"{page}.svg"
+            svg.write_text(svg_chart(page_rows))
+            print(f"wrote {svg}")
     return 0
 
 
@@ -487,12 +687,68 @@ def rst_table(
     return "\n".join(lines) + "\n"
 
 
-def write_docs(table: str) -> None:
-    text = DOCS.read_text()
+def svg_chart(rows: list[dict[str, object]]) -> str:
+    """A bar chart (requests/s, p99 written on each bar) as standalone SVG: no plotting library."""
+    groups: dict[tuple[str, object], list[dict[str, object]]] = {}
+    for row in rows:
+        groups.setdefault((str(row["scenario"]), row["concurrency"]), []).append(row)
+    servers = list(dict.fromkeys(str(row["server"]) for row in rows))
+    colors = ["#2b6cb0", "#dd6b20", "#38a169", "#805ad5", "#c53030", "#718096"]
+    top = max(float(row["rps"]) for row in rows) * 1.15 or 1.0  # type: ignore[arg-type]
+    bar, gap, height, left, base = 26, 30, 260, 60, 300
+    width = left + len(groups) * (len(servers) * bar + gap) + 20
+    out = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{base + 90}" '
+        'font-family="sans-serif" font-size="11">',
+        f'<text x="{left}" y="16" font-size="13">requests/s (higher is better); '
+        "p99 ms on each bar</text>",
+        f'<line x1="{left}" y1="{base}" x2="{width - 10}" y2="{base}" stroke="#333"/>',
+    ]
+    for tick in range(5):
+        value = top * tick / 4
+        y = base - height * tick / 4
+        out.append(f'<text x="{left - 6}" y="{y + 4:.0f}" text-anchor="end">{value:.0f}</text>')
+        out.append(f'<line x1="{left}" y1="{y:.0f}" x2="{width - 10}" y2="{y:.0f}" stroke="#ddd"/>')
+    x = left + gap / 2
+    for (scenario, concurrency), items in groups.items():
+        for row in items:
+            index = servers.index(str(row["server"]))
+            h = height * float(row["rps"]) / top  # type: ignore[arg-type]
+            bx = x + index * bar
+            out.append(
+                f'<rect x="{bx:.0f}" y="{base - h:.0f}" width="{bar - 4}" height="{h:.0f}" '
+                f'fill="{colors[index % len(colors)]}"><title>{row["server"]}: '
+                f"{float(row['rps']):.0f} req/s, p99 {float(row['p99_ms']):.0f} ms</title></rect>"  # type: ignore[arg-type]
+            )
+            out.append(
+                f'<text x="{bx + (bar - 4) / 2:.0f}" y="{base - h - 4:.0f}" '
+                f'text-anchor="middle" font-size="9">{float(row["p99_ms"]):.0f}</text>'  # type: ignore[arg-type]
+            )
+        middle = x + len(servers) * bar / 2
+        out.append(
+            f'<text x="{middle:.0f}" y="{base + 16}" text-anchor="middle">'
+            f"{scenario} c={concurrency}</text>"
+        )
+        x += len(servers) * bar + gap
+    for index, name in enumerate(servers):
+        y = base + 36 + 14 * (index // 2)
+        lx = left + (index % 2) * 300
+        out.append(
+            f'<rect x="{lx}" y="{y - 9}" width="10" height="10" '
+            f'fill="{colors[index % len(colors)]}"/>'
+        )
+        out.append(f'<text x="{lx + 14}" y="{y}">{name}</text>')
+    out.append("</svg>")
+    return "\n".join(out) + "\n"
+
+
+def write_docs(table: str, page: Path = DOCS) -> None:
+    """Replace the table between the markers of ``page`` (a docs/benchmarks/*.rst)."""
+    text = page.read_text()
     head, _, rest = text.partition(TABLE_START)
     _, _, tail = rest.partition(TABLE_END)
-    DOCS.write_text(f"{head}{TABLE_START}\n\n{table}\n{TABLE_END}{tail}")
-    print(f"wrote {DOCS}")
+    page.write_text(f"{head}{TABLE_START}\n\n{table}\n{TABLE_END}{tail}")
+    print(f"wrote {page}")
 
 
 if __name__ == "__main__":

@@ -47,6 +47,7 @@ def check_settings(app_configs: Sequence[Any] | None = None, **kwargs: Any) -> l
     errors.extend(
         check_solr_settings({k: raw.get(k, DEFAULTS[k]) for k in DEFAULTS if k.startswith("SOLR_")})
     )
+    errors.extend(_check_runfcgi(raw.get("RUNFCGI", DEFAULTS["RUNFCGI"])))
     return errors
 
 
@@ -326,3 +327,52 @@ def check_search_indexes(
         Error(f"Search index {p.index}: {p.message}", hint=p.hint, id="devcommands.E310")
         for p in problems
     ]
+
+
+def _check_runfcgi(value: Any) -> list[CheckMessage]:
+    """``RUNFCGI``: option defaults, parsed by runfcgi's own option spec."""
+    from django.core.management import CommandError
+
+    from django_devcommands.servers.fastcgi import SPEC
+
+    if not isinstance(value, dict):
+        return [
+            Error(
+                "DEVCOMMANDS['RUNFCGI'] must be a dict of runfcgi options.",
+                hint='For example {"protocol": "scgi", "socket": "/run/project/scgi.sock"}.',
+                id="devcommands.E201",
+            )
+        ]
+    errors: list[CheckMessage] = []
+    for key, raw in value.items():
+        if key not in SPEC.options:
+            close = difflib.get_close_matches(str(key), list(SPEC.options), n=1)
+            errors.append(
+                Error(
+                    f"DEVCOMMANDS['RUNFCGI'] has an unknown option {key!r}.",
+                    hint=f"Did you mean {close[0]!r}?" if close else None,
+                    id="devcommands.E202",
+                )
+            )
+            continue
+        try:
+            SPEC.parse_value(key, raw)
+        except CommandError as exc:
+            errors.append(Error(f"DEVCOMMANDS['RUNFCGI']: {exc}", id="devcommands.E203"))
+    if "socket" in value and ("host" in value or "port" in value):
+        errors.append(
+            Error(
+                "DEVCOMMANDS['RUNFCGI'] sets both socket and host/port.",
+                hint="Give socket (a Unix socket) or host/port (TCP), not both.",
+                id="devcommands.E204",
+            )
+        )
+    if value.get("debug") in (True, "true", "1", "on", "yes"):
+        errors.append(
+            Warning(
+                "DEVCOMMANDS['RUNFCGI'] turns debug on for every run: error pages show tracebacks.",
+                hint="Pass debug=true on the command line when you need it.",
+                id="devcommands.W201",
+            )
+        )
+    return errors

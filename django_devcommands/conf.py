@@ -49,6 +49,9 @@ DEFAULTS: dict[str, Any] = {
     "SOLR_LOCAL_DIR": None,
     #: Solr version the Maven-provisioned local Solr runs.
     "SOLR_VERSION": "9.10.1",
+    # Project defaults for runfcgi options ({"protocol": "scgi", "socket": "/run/app.sock"});
+    # the command line wins over these.
+    "RUNFCGI": {},
 }
 
 
@@ -174,6 +177,11 @@ class Settings:
     @property
     def SOLR_VERSION(self) -> str:
         return str(self.get("SOLR_VERSION"))
+
+    @property
+    def RUNFCGI(self) -> dict[str, Any]:
+        value = self.get("RUNFCGI")
+        return dict(value) if isinstance(value, dict) else {}
 
 
 conf = Settings()

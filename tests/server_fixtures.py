@@ -147,14 +147,18 @@ def start_server(
     cwd: Path = EXAMPLE,
     timeout: float = 60.0,
     expect_banner: bool = True,
+    stdin: int = subprocess.DEVNULL,
 ) -> ServerProcess:
-    """Start ``args``; wait for the "serving on URL" banner (or for the process to end)."""
+    """Start ``args``; wait for the "serving on URL" banner (or for the process to end).
+
+    ``stdin`` is a descriptor for the server's fd 0 (runfcgi serves on a socket there).
+    """
     raise_fd_limit()
     proc = subprocess.Popen(
         args,
         env=env,
         cwd=cwd,
-        stdin=subprocess.DEVNULL,
+        stdin=stdin,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -426,7 +430,7 @@ def tls_ca(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped
 # -- nginx ------------------------------------------------------------------------------
 
 NGINX_CONF = """\
-worker_processes 1;
+{user}worker_processes 1;
 pid {tmp}/nginx.pid;
 error_log {tmp}/error.log warn;
 events {{ worker_connections 4096; }}
@@ -441,7 +445,8 @@ http {{
 {servers}
     }}
     server {{
-        listen 127.0.0.1:{port};
+        listen 127.0.0.1:{port}{listen_ssl};
+{server_extra}
         location / {{
 {location}
         }}
@@ -473,14 +478,36 @@ def nginx(tmp_path: Path) -> Iterator[Callable[..., str]]:
         pytest.skip("nginx is not installed (scripts/apt-packages.txt)")
     procs: list[subprocess.Popen[bytes]] = []
 
-    def start(upstreams: list[str], location: str = PROXY_LOCATION, extra: str = "") -> str:
+    def start(
+        upstreams: list[str],
+        location: str = PROXY_LOCATION,
+        extra: str = "",
+        tls: dict | None = None,
+    ) -> str:
         tmp = tmp_path / f"nginx{len(procs)}"
         tmp.mkdir()
         port = free_port()
         servers = "\n".join(f"        server {u} max_fails=1 fail_timeout=10s;" for u in upstreams)
         conf = tmp / "nginx.conf"
+        server_extra = ""
+        if tls:  # the tls_ca fixture's dict: HTTPS in front
+            server_extra = (
+                f"        ssl_certificate {tls['cert']};\n"
+                f"        ssl_certificate_key {tls['key']};"
+            )
+        # As root, nginx's workers would run as nobody: unable to reach the test's
+        # temp dirs (request bodies) and Unix sockets.
+        user = "user root;\n" if os.geteuid() == 0 else ""
         conf.write_text(
-            NGINX_CONF.format(tmp=tmp, servers=servers + extra, port=port, location=location)
+            NGINX_CONF.format(
+                tmp=tmp,
+                servers=servers + extra,
+                port=port,
+                location=location,
+                user=user,
+                listen_ssl=" ssl" if tls else "",
+                server_extra=server_extra,
+            )
         )
         proc = subprocess.Popen(
             [
@@ -510,7 +537,7 @@ def nginx(tmp_path: Path) -> Iterator[Callable[..., str]]:
                 return probe.connect_ex(("127.0.0.1", port)) == 0
 
         wait_until(listening, 20, message="nginx to listen")
-        return f"http://127.0.0.1:{port}/"
+        return f"{'https' if tls else 'http'}://127.0.0.1:{port}/"
 
     yield start
     for proc in procs:

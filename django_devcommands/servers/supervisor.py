@@ -42,10 +42,10 @@ with the listening socket inherited (new code, same socket, nothing refused).
 
 * SIGTERM / SIGINT: workers stop accepting, finish in-flight requests (up to
   ``shutdown_timeout``), the master removes the pidfile and exits 0.
-* SIGHUP: rolling reload. One new worker is forked, and once it is serving one
-  old worker is stopped gracefully, and so on: capacity never drops and the
-  socket is never closed. Workers are forked from the master, which has loaded
-  Django's settings and models but not the WSGI application: views, URLconfs,
+* SIGHUP (and SIGUSR1, flup's "purge"): rolling reload. One new worker is forked, and
+  once it is serving one old worker is stopped gracefully, and so on: capacity never
+  drops and the socket is never closed. Workers are forked from the master, which has
+  loaded Django's settings and models but not the WSGI application: views, URLconfs,
   middleware and templates are re-imported; settings and models need a restart.
 * SIGTTIN / SIGTTOU: one worker more / fewer.
 * A worker that dies is respawned; workers dying before they serve are
@@ -83,6 +83,15 @@ LISTEN_FD_ENV = "DEVCOMMANDS_LISTEN_FD"
 #: Exit status of a worker that failed before serving (counted for backoff).
 WORKER_BOOT_ERROR = 3
 _SLOTS = 4096
+#: Signals the master handles that a worker handles differently (see Master._spawn).
+_WORKER_SIGNALS = {
+    signal.SIGTERM,
+    signal.SIGINT,
+    signal.SIGHUP,
+    signal.SIGUSR1,
+    signal.SIGTTIN,
+    signal.SIGTTOU,
+}
 
 
 class Engine(Protocol):
@@ -309,6 +318,7 @@ class Worker:
             signal.signal(signal.SIGTERM, self._on_stop_signal)
             signal.signal(signal.SIGINT, self._on_stop_signal)
             signal.signal(signal.SIGHUP, self._on_hup)
+            signal.signal(signal.SIGUSR1, self._on_hup)  # flup's purge: a reload here too
             for name in ("SIGTTIN", "SIGTTOU"):
                 signal.signal(getattr(signal, name), signal.SIG_IGN)
         if self.heartbeat is not None:
@@ -403,6 +413,7 @@ class Master:
             signal.SIGTERM,
             signal.SIGINT,
             signal.SIGHUP,
+            signal.SIGUSR1,
             signal.SIGTTIN,
             signal.SIGTTOU,
             signal.SIGCHLD,
@@ -419,9 +430,10 @@ class Master:
                     self.stop_deadline = time.monotonic() + self.shutdown_timeout + 5
                     for child in self.children.values():
                         self._terminate(child)
-            elif sig == signal.SIGHUP and not self.stopping:
+            elif sig in (signal.SIGHUP, signal.SIGUSR1) and not self.stopping:
+                # SIGUSR1 is flup's "purge the workers": the same rolling replacement.
                 self.generation += 1
-                self.log(f"SIGHUP: rolling reload of {self.target} workers")
+                self.log(f"{signal.Signals(sig).name}: rolling reload of {self.target} workers")
             elif sig == signal.SIGTTIN and not self.stopping:
                 self.target += 1
                 self.log(f"SIGTTIN: {self.target} workers")
@@ -438,10 +450,23 @@ class Master:
             max_requests += random.randint(0, self.max_requests_jitter)
         sys.stdout.flush()
         sys.stderr.flush()
-        pid = os.fork()
+        # A signal for the new worker that arrived before Worker.run() installed its
+        # handlers would run the master's handler in the child and be lost (a SIGTERM
+        # then leaves the worker running until shutdown_timeout): block them across
+        # the fork, reset the master's handlers in the child, then unblock.
+        mask = signal.pthread_sigmask(signal.SIG_BLOCK, _WORKER_SIGNALS)
+        try:
+            pid = os.fork()
+        except BaseException:
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+            raise
         if pid == 0:  # the worker
             code = WORKER_BOOT_ERROR
             try:
+                for sig in _WORKER_SIGNALS:
+                    ignore = sig in (signal.SIGTTIN, signal.SIGTTOU)
+                    signal.signal(sig, signal.SIG_IGN if ignore else signal.SIG_DFL)
+                signal.pthread_sigmask(signal.SIG_SETMASK, mask)
                 signal.set_wakeup_fd(-1)
                 os.close(self._wake_r)
                 os.close(self._wake_w)
@@ -465,6 +490,7 @@ class Master:
                     sys.stdout.flush()
                     sys.stderr.flush()
                 os._exit(code)
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
         self.children[pid] = _Child(pid, slot, time.monotonic(), self.generation)
 
     def _terminate(self, child: _Child, sig: int = signal.SIGTERM) -> None:
@@ -747,7 +773,8 @@ def run(
     finally:
         name = sock.getsockname()
         sock.close()
-        if isinstance(name, str) and name and not os.environ.get(LISTEN_FD_ENV):
+        owned = getattr(engine, "owns_socket", True)  # False: inherited from a web server
+        if owned and isinstance(name, str) and name and not os.environ.get(LISTEN_FD_ENV):
             with contextlib.suppress(OSError):
                 os.unlink(name)  # our Unix socket (kept across a single-process re-exec)
 
