@@ -7,7 +7,7 @@ from pages.models import Page
 
 
 class Command(BaseCommand):
-    help = "Set up the SQLite database with sample pages and serve the site on 127.0.0.1."
+    help = "Set up the SQLite database with sample pages and serve the site with runcpserver."
 
     def add_arguments(self, parser):
         parser.add_argument("--pages", type=int, default=200)
@@ -21,4 +21,4 @@ class Command(BaseCommand):
         if no_serve:
             return
         self.stdout.write(f"Serving the demo on http://127.0.0.1:{port}/ (Ctrl-C to stop).")
-        call_command("runserver", f"127.0.0.1:{port}", use_reloader=False)
+        call_command("runcpserver", "host=127.0.0.1", f"port={port}", "autoreload=false")
