@@ -169,37 +169,57 @@ def _check_debugger(raw: dict[str, Any]) -> list[CheckMessage]:
     return errors
 
 
-def _check_runcpserver(value: Any) -> list[CheckMessage]:
-    """``RUNCPSERVER``: option defaults, parsed by the command's own option spec."""
+def _check_option_defaults(
+    setting: str, value: Any, spec: Any, example: str, ids: tuple[str, str, str]
+) -> list[CheckMessage]:
+    """A dict of a server command's option defaults, parsed by that command's own spec.
+
+    ``ids``: not a dict, an unknown option, a bad value.
+    """
     from django.core.management import CommandError
 
-    from django_devcommands.servers.http import SPEC
+    from django_devcommands.options import normalize_key
 
+    command = setting.lower()
     if not isinstance(value, dict):
         return [
             Error(
-                "DEVCOMMANDS['RUNCPSERVER'] must be a dict of runcpserver options.",
-                hint='For example {"workers": 4, "access_log": "-"}.',
-                id="devcommands.E101",
+                f"DEVCOMMANDS['{setting}'] must be a dict of {command} options.",
+                hint=f"For example {example}.",
+                id=ids[0],
             )
         ]
     errors: list[CheckMessage] = []
     for key, raw in value.items():
-        if key not in SPEC.options:
-            close = difflib.get_close_matches(str(key), list(SPEC.options), n=1)
+        name = spec.keys.get(normalize_key(str(key)))
+        if name is None:
+            close = difflib.get_close_matches(str(key), list(spec.options), n=1)
             errors.append(
                 Error(
-                    f"DEVCOMMANDS['RUNCPSERVER'] has an unknown option {key!r}.",
+                    f"DEVCOMMANDS['{setting}'] has an unknown option {key!r}.",
                     hint=f"Did you mean {close[0]!r}?" if close else None,
-                    id="devcommands.E102",
+                    id=ids[1],
                 )
             )
             continue
         try:
-            SPEC.parse_value(key, raw)
+            spec.parse_value(name, raw)
         except CommandError as exc:
-            errors.append(Error(f"DEVCOMMANDS['RUNCPSERVER']: {exc}", id="devcommands.E103"))
+            errors.append(Error(f"DEVCOMMANDS['{setting}']: {exc}", id=ids[2]))
     return errors
+
+
+def _check_runcpserver(value: Any) -> list[CheckMessage]:
+    """``RUNCPSERVER``: option defaults (E101-E103)."""
+    from django_devcommands.servers.http import SPEC
+
+    return _check_option_defaults(
+        "RUNCPSERVER",
+        value,
+        SPEC,
+        '{"workers": 4, "access_log": "-"}',
+        ("devcommands.E101", "devcommands.E102", "devcommands.E103"),
+    )
 
 
 # -- solr (E3xx/W3xx) ------------------------------------------------------------------------
@@ -330,35 +350,18 @@ def check_search_indexes(
 
 
 def _check_runfcgi(value: Any) -> list[CheckMessage]:
-    """``RUNFCGI``: option defaults, parsed by runfcgi's own option spec."""
-    from django.core.management import CommandError
-
+    """``RUNFCGI``: option defaults (E201-E203), socket or host/port (E204), debug (W201)."""
     from django_devcommands.servers.fastcgi import SPEC
 
+    errors = _check_option_defaults(
+        "RUNFCGI",
+        value,
+        SPEC,
+        '{"protocol": "scgi", "socket": "/run/project/scgi.sock"}',
+        ("devcommands.E201", "devcommands.E202", "devcommands.E203"),
+    )
     if not isinstance(value, dict):
-        return [
-            Error(
-                "DEVCOMMANDS['RUNFCGI'] must be a dict of runfcgi options.",
-                hint='For example {"protocol": "scgi", "socket": "/run/project/scgi.sock"}.',
-                id="devcommands.E201",
-            )
-        ]
-    errors: list[CheckMessage] = []
-    for key, raw in value.items():
-        if key not in SPEC.options:
-            close = difflib.get_close_matches(str(key), list(SPEC.options), n=1)
-            errors.append(
-                Error(
-                    f"DEVCOMMANDS['RUNFCGI'] has an unknown option {key!r}.",
-                    hint=f"Did you mean {close[0]!r}?" if close else None,
-                    id="devcommands.E202",
-                )
-            )
-            continue
-        try:
-            SPEC.parse_value(key, raw)
-        except CommandError as exc:
-            errors.append(Error(f"DEVCOMMANDS['RUNFCGI']: {exc}", id="devcommands.E203"))
+        return errors
     if "socket" in value and ("host" in value or "port" in value):
         errors.append(
             Error(

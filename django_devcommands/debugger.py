@@ -51,23 +51,12 @@ WRITES_BACK_ANY_FRAME: bool = sys.version_info >= (3, 13)
 
 
 @dataclass(frozen=True)
-class Backend:
+class Backend(shells.Installable):
     name: str
     #: Module whose import proves the debugger can start.
     module: str
     #: The pip extra of django-devcommands that installs it (None: always there).
     extra: str | None
-
-    def available(self) -> bool:
-        try:
-            __import__(self.module)
-        except ImportError:
-            return False
-        return True
-
-    @property
-    def install_hint(self) -> str:
-        return f'pip install "django-devcommands[{self.extra}]"' if self.extra else ""
 
 
 BACKENDS: dict[str, Backend] = {

@@ -21,16 +21,13 @@ from typing import Any, TextIO
 Namespace = dict[str, Any]
 
 
-@dataclass(frozen=True)
-class Interface:
-    name: str
-    label: str
-    #: Module whose import proves the interface can start.
+class Installable:
+    """Something an optional dependency provides: importable or not, and how to get it."""
+
+    #: Module whose import proves it can start.
     module: str
     #: The pip extra of django-devcommands that installs it (None: always there).
     extra: str | None
-    #: Full-screen REPLs need a terminal on both stdin and stdout.
-    needs_tty: bool
 
     def available(self) -> bool:
         try:
@@ -42,6 +39,18 @@ class Interface:
     @property
     def install_hint(self) -> str:
         return f'pip install "django-devcommands[{self.extra}]"' if self.extra else ""
+
+
+@dataclass(frozen=True)
+class Interface(Installable):
+    name: str
+    label: str
+    #: Module whose import proves the interface can start.
+    module: str
+    #: The pip extra of django-devcommands that installs it (None: always there).
+    extra: str | None
+    #: Full-screen REPLs need a terminal on both stdin and stdout.
+    needs_tty: bool
 
 
 INTERFACES: dict[str, Interface] = {

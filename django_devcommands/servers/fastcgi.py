@@ -721,12 +721,9 @@ def resolve_values(resolved: o.Resolved) -> dict[str, Any]:
     """The command line over ``DEVCOMMANDS['RUNFCGI']``, checked for consistency."""
     from django_devcommands.conf import conf
 
+    resolved = SPEC.with_project_defaults(resolved, conf.RUNFCGI)
     values = dict(resolved.values)
-    given = set(resolved.given)
-    for key, raw in conf.RUNFCGI.items():  # project defaults, under the command line
-        if key not in resolved.given and key in SPEC.options:
-            values[key] = SPEC.parse_value(key, raw)
-            given.add(key)
+    given = resolved.given
     if values["socket"] and ({"host", "port"} & given):
         raise ValueError("Give socket= or host=/port=, not both.")
     if values["host"] and values["port"] is None and not values["socket"]:

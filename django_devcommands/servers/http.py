@@ -357,10 +357,8 @@ def launch(resolved: o.Resolved, *, stdout: TextIO, stderr: TextIO) -> int:
     from django_devcommands.debugger import is_loopback
     from django_devcommands.servers import process
 
+    resolved = SPEC.with_project_defaults(resolved, conf.RUNCPSERVER)
     values = dict(resolved.values)
-    for key, raw in conf.RUNCPSERVER.items():  # project defaults, under the command line
-        if key not in resolved.given and key in SPEC.options:
-            values[key] = SPEC.parse_value(key, raw)
 
     if resolved.actions:
         return supervisor.run_action(
@@ -370,7 +368,7 @@ def launch(resolved: o.Resolved, *, stdout: TextIO, stderr: TextIO) -> int:
             command="runcpserver",
         )
 
-    if values["socket"] and "host" in resolved.given | set(conf.RUNCPSERVER):
+    if values["socket"] and "host" in resolved.given:
         raise ValueError("Give socket= or host=/port=, not both.")
     for name in ("pidfile", "outlog", "errlog", "access_log", "socket"):
         if values[name] and values[name] != "-":

@@ -6,16 +6,14 @@ the work from :func:`django_devcommands.servers.fastcgi.launch`.
 
 from __future__ import annotations
 
-import sys
-from typing import Any
+from typing import TextIO
 
-from django.core.management.base import BaseCommand, CommandError
-
+from django_devcommands import options as o
 from django_devcommands.servers import fastcgi
-from django_devcommands.servers.process import ProcessError
+from django_devcommands.servers.command import ServerCommand
 
 
-class Command(BaseCommand):
+class Command(ServerCommand):
     help = (
         "Serves the project over FastCGI, SCGI or AJP (flup) to a web server such as nginx: "
         "options as key=value or --key value; 'stop' and 'status' act on the server named "
@@ -23,16 +21,5 @@ class Command(BaseCommand):
     )
     spec = fastcgi.SPEC
 
-    def add_arguments(self, parser: Any) -> None:
-        self.spec.add_arguments(parser)
-
-    def handle(self, *args: str, **options: Any) -> None:
-        resolved = self.spec.resolve(options.pop("args", None) or list(args), options)
-        try:
-            code = fastcgi.launch(resolved, stdout=self.stdout, stderr=self.stderr)
-        except ProcessError as exc:
-            raise CommandError(str(exc), returncode=exc.returncode) from None
-        except (ImportError, ValueError, OSError) as exc:
-            raise CommandError(str(exc)) from None
-        if code:
-            sys.exit(code)
+    def launch(self, resolved: o.Resolved, *, stdout: TextIO, stderr: TextIO) -> int:
+        return fastcgi.launch(resolved, stdout=stdout, stderr=stderr)
