@@ -53,12 +53,19 @@ def runfcgi(fcgi_env: dict[str, str]) -> Iterator[Callable[..., ServerProcess]]:
     """``runfcgi(*args, env=None)``: ``manage.py runfcgi port=0 ARGS`` (unless socket= given)."""
     started: list[ServerProcess] = []
 
-    def start(*args: str, env: dict[str, str] | None = None, expect_banner: bool = True,
-              port: str | None = "port=0", stdin: int = subprocess.DEVNULL) -> ServerProcess:
+    def start(
+        *args: str,
+        env: dict[str, str] | None = None,
+        expect_banner: bool = True,
+        port: str | None = "port=0",
+        stdin: int = subprocess.DEVNULL,
+    ) -> ServerProcess:
         words = [port] if port and not any(a.startswith(("port=", "socket=")) for a in args) else []
         server = start_server(
             [sys.executable, str(MANAGE), "runfcgi", *words, *args],
-            env or fcgi_env, expect_banner=expect_banner, stdin=stdin,
+            env or fcgi_env,
+            expect_banner=expect_banner,
+            stdin=stdin,
         )
         started.append(server)
         return server
@@ -88,9 +95,11 @@ def nginx_params(protocol: str) -> str:
 def nginx_location(protocol: str, extra: str = "") -> str:
     """The body of ``location / {}`` passing to the ``app`` upstream with nginx's params."""
     directive = {"scgi": "scgi_pass", "fcgi": "fastcgi_pass"}[protocol]
-    return (f"            include {nginx_params(protocol)};\n"
-            f"            {directive} app;\n"
-            "            client_max_body_size 20m;\n" + extra)
+    return (
+        f"            include {nginx_params(protocol)};\n"
+        f"            {directive} app;\n"
+        "            client_max_body_size 20m;\n" + extra
+    )
 
 
 def upstream_of(server: ServerProcess) -> str:
@@ -133,17 +142,32 @@ def _send(sock: socket.socket, data: bytes, tolerant: bool) -> None:
             raise
 
 
-def scgi_request(address: tuple[str, int] | str, headers: dict[str, str] | None = None,
-                 body: bytes = b"", *, raw: bytes | None = None, timeout: float = 20) -> bytes:
+def scgi_request(
+    address: tuple[str, int] | str,
+    headers: dict[str, str] | None = None,
+    body: bytes = b"",
+    *,
+    raw: bytes | None = None,
+    timeout: float = 20,
+) -> bytes:
     """Send one SCGI request (or ``raw`` bytes) and return everything the server answered."""
     tolerant = raw is not None
     if raw is None:
-        fields = {"CONTENT_LENGTH": str(len(body)), "SCGI": "1", "REQUEST_METHOD": "GET",
-                  "REQUEST_URI": "/echo/", "SERVER_NAME": "127.0.0.1", "SERVER_PORT": "80",
-                  "SERVER_PROTOCOL": "HTTP/1.1", "HTTP_HOST": "127.0.0.1",
-                  "REMOTE_ADDR": "127.0.0.1", **(headers or {})}
-        block = b"".join(k.encode("latin-1") + b"\0" + v.encode("latin-1") + b"\0"
-                         for k, v in fields.items())
+        fields = {
+            "CONTENT_LENGTH": str(len(body)),
+            "SCGI": "1",
+            "REQUEST_METHOD": "GET",
+            "REQUEST_URI": "/echo/",
+            "SERVER_NAME": "127.0.0.1",
+            "SERVER_PORT": "80",
+            "SERVER_PROTOCOL": "HTTP/1.1",
+            "HTTP_HOST": "127.0.0.1",
+            "REMOTE_ADDR": "127.0.0.1",
+            **(headers or {}),
+        }
+        block = b"".join(
+            k.encode("latin-1") + b"\0" + v.encode("latin-1") + b"\0" for k, v in fields.items()
+        )
         raw = str(len(block)).encode() + b":" + block + b"," + body
     with _connect(address, timeout) as sock:
         _send(sock, raw, tolerant)
@@ -163,23 +187,40 @@ def _pair(name: bytes, value: bytes) -> bytes:
     return length(len(name)) + length(len(value)) + name + value
 
 
-def fcgi_request(address: tuple[str, int] | str, params: dict[str, str] | None = None,
-                 body: bytes = b"", *, raw: bytes | None = None, timeout: float = 20) -> bytes:
+def fcgi_request(
+    address: tuple[str, int] | str,
+    params: dict[str, str] | None = None,
+    body: bytes = b"",
+    *,
+    raw: bytes | None = None,
+    timeout: float = 20,
+) -> bytes:
     """Send one FastCGI request (or ``raw`` bytes); return the STDOUT stream's bytes.
 
     With ``raw``, everything the server sent back is returned unparsed.
     """
     if raw is None:
-        fields = {"REQUEST_METHOD": "GET", "REQUEST_URI": "/echo/", "SCRIPT_NAME": "/echo/",
-                  "QUERY_STRING": "", "SERVER_NAME": "127.0.0.1", "SERVER_PORT": "80",
-                  "SERVER_PROTOCOL": "HTTP/1.1", "HTTP_HOST": "127.0.0.1",
-                  "REMOTE_ADDR": "127.0.0.1", "CONTENT_LENGTH": str(len(body)),
-                  **(params or {})}
+        fields = {
+            "REQUEST_METHOD": "GET",
+            "REQUEST_URI": "/echo/",
+            "SCRIPT_NAME": "/echo/",
+            "QUERY_STRING": "",
+            "SERVER_NAME": "127.0.0.1",
+            "SERVER_PORT": "80",
+            "SERVER_PROTOCOL": "HTTP/1.1",
+            "HTTP_HOST": "127.0.0.1",
+            "REMOTE_ADDR": "127.0.0.1",
+            "CONTENT_LENGTH": str(len(body)),
+            **(params or {}),
+        }
         block = b"".join(_pair(k.encode("latin-1"), v.encode("latin-1")) for k, v in fields.items())
-        raw = (fcgi_record(FCGI_BEGIN_REQUEST, 1, struct.pack("!HB5x", 1, 0))
-               + fcgi_record(FCGI_PARAMS, 1, block) + fcgi_record(FCGI_PARAMS, 1, b"")
-               + (fcgi_record(FCGI_STDIN, 1, body) if body else b"")
-               + fcgi_record(FCGI_STDIN, 1, b""))
+        raw = (
+            fcgi_record(FCGI_BEGIN_REQUEST, 1, struct.pack("!HB5x", 1, 0))
+            + fcgi_record(FCGI_PARAMS, 1, block)
+            + fcgi_record(FCGI_PARAMS, 1, b"")
+            + (fcgi_record(FCGI_STDIN, 1, body) if body else b"")
+            + fcgi_record(FCGI_STDIN, 1, b"")
+        )
         parse = True
     else:
         parse = False
@@ -190,9 +231,9 @@ def fcgi_request(address: tuple[str, int] | str, params: dict[str, str] | None =
         return data
     out, pos = [], 0
     while pos + 8 <= len(data):
-        _, kind, _, length, padding = struct.unpack("!BBHHBx", data[pos:pos + 8])
+        _, kind, _, length, padding = struct.unpack("!BBHHBx", data[pos : pos + 8])
         if kind == FCGI_STDOUT:
-            out.append(data[pos + 8:pos + 8 + length])
+            out.append(data[pos + 8 : pos + 8 + length])
         pos += 8 + length + padding
     return b"".join(out)
 
@@ -215,16 +256,31 @@ def _ajp_string(value: str | None) -> bytes:
     return struct.pack(">H", len(data)) + data + b"\0"
 
 
-def ajp_request(address: tuple[str, int] | str | socket.socket, uri: str = "/echo/", query: str | None = None,
-                *, is_ssl: bool = False, timeout: float = 20) -> tuple[int, dict[str, str], bytes]:
+def ajp_request(
+    address: tuple[str, int] | str | socket.socket,
+    uri: str = "/echo/",
+    query: str | None = None,
+    *,
+    is_ssl: bool = False,
+    timeout: float = 20,
+) -> tuple[int, dict[str, str], bytes]:
     """One AJP13 GET (what Apache's mod_proxy_ajp sends): (status, headers, body).
 
     ``address`` may be an open socket: AJP connections carry request after request.
     """
-    data = (b"\x02\x02" + _ajp_string("HTTP/1.1") + _ajp_string(uri)
-            + _ajp_string("127.0.0.1") + _ajp_string(None) + _ajp_string("127.0.0.1")
-            + struct.pack(">H", 80) + bytes([1 if is_ssl else 0])
-            + struct.pack(">H", 1) + b"\xa0\x0b" + _ajp_string("127.0.0.1"))  # Host
+    data = (
+        b"\x02\x02"
+        + _ajp_string("HTTP/1.1")
+        + _ajp_string(uri)
+        + _ajp_string("127.0.0.1")
+        + _ajp_string(None)
+        + _ajp_string("127.0.0.1")
+        + struct.pack(">H", 80)
+        + bytes([1 if is_ssl else 0])
+        + struct.pack(">H", 1)
+        + b"\xa0\x0b"
+        + _ajp_string("127.0.0.1")
+    )  # Host
     if query is not None:
         data += b"\x05" + _ajp_string(query)
     data += b"\xff"
@@ -242,29 +298,38 @@ def ajp_request(address: tuple[str, int] | str | socket.socket, uri: str = "/ech
                     raise ConnectionError(f"AJP connection closed mid-response: {buffer[:100]!r}")
                 buffer += chunk
             length = struct.unpack(">H", buffer[2:4])[0]
-            payload, buffer = buffer[4:4 + length], buffer[4 + length:]
+            payload, buffer = buffer[4 : 4 + length], buffer[4 + length :]
             kind = payload[0]
             if kind == 4:  # SEND_HEADERS
                 status = struct.unpack(">H", payload[1:3])[0]
                 pos = 3 + 2 + struct.unpack(">H", payload[3:5])[0] + 1
-                count = struct.unpack(">H", payload[pos:pos + 2])[0]
+                count = struct.unpack(">H", payload[pos : pos + 2])[0]
                 pos += 2
                 for _ in range(count):
                     if payload[pos] == 0xA0:
-                        name = {1: "content-type", 2: "content-language", 3: "content-length",
-                                4: "date", 5: "last-modified", 6: "location", 7: "set-cookie",
-                                8: "set-cookie2", 9: "servlet-engine", 10: "status",
-                                11: "www-authenticate"}[payload[pos + 1]]
+                        name = {
+                            1: "content-type",
+                            2: "content-language",
+                            3: "content-length",
+                            4: "date",
+                            5: "last-modified",
+                            6: "location",
+                            7: "set-cookie",
+                            8: "set-cookie2",
+                            9: "servlet-engine",
+                            10: "status",
+                            11: "www-authenticate",
+                        }[payload[pos + 1]]
                         pos += 2
                     else:
-                        size = struct.unpack(">H", payload[pos:pos + 2])[0]
-                        name = payload[pos + 2:pos + 2 + size].decode("latin-1").lower()
+                        size = struct.unpack(">H", payload[pos : pos + 2])[0]
+                        name = payload[pos + 2 : pos + 2 + size].decode("latin-1").lower()
                         pos += 2 + size + 1
-                    size = struct.unpack(">H", payload[pos:pos + 2])[0]
-                    headers[name] = payload[pos + 2:pos + 2 + size].decode("latin-1")
+                    size = struct.unpack(">H", payload[pos : pos + 2])[0]
+                    headers[name] = payload[pos + 2 : pos + 2 + size].decode("latin-1")
                     pos += 2 + size + 1
             elif kind == 3:  # SEND_BODY_CHUNK
                 size = struct.unpack(">H", payload[1:3])[0]
-                body += payload[3:3 + size]
+                body += payload[3 : 3 + size]
             elif kind == 5:  # END_RESPONSE
                 return status, headers, body

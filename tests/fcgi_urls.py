@@ -79,4 +79,3 @@ def application(environ, start_response):  # type: ignore[no-untyped-def]
     if environ.get("PATH_INFO", "").endswith("/__crash__"):
         raise RuntimeError("crash requested by the test: secret-traceback-marker")
     return _django(environ, start_response)
-

@@ -492,8 +492,7 @@ def nginx(tmp_path: Path) -> Iterator[Callable[..., str]]:
         server_extra = ""
         if tls:  # the tls_ca fixture's dict: HTTPS in front
             server_extra = (
-                f"        ssl_certificate {tls['cert']};\n"
-                f"        ssl_certificate_key {tls['key']};"
+                f"        ssl_certificate {tls['cert']};\n        ssl_certificate_key {tls['key']};"
             )
         # As root, nginx's workers would run as nobody: unable to reach the test's
         # temp dirs (request bodies) and Unix sockets.

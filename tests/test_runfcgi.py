@@ -28,8 +28,9 @@ from tests.server_fixtures import get, wait_until
 PROTOCOLS = ["scgi", "fcgi"]
 
 
-def start_behind_nginx(runfcgi, nginx, protocol: str, *args: str, unix: Path | None = None,
-                       tls: dict | None = None):
+def start_behind_nginx(
+    runfcgi, nginx, protocol: str, *args: str, unix: Path | None = None, tls: dict | None = None
+):
     """runfcgi PROTOCOL (on TCP port 0, or the Unix socket ``unix``) with nginx in front."""
     where = [f"socket={unix}"] if unix else []
     server = runfcgi(f"protocol={protocol}", *where, *args)
@@ -44,8 +45,7 @@ def test_request_seen_by_django_behind_nginx(runfcgi, nginx, tmp_path, protocol,
     server, url = start_behind_nginx(runfcgi, nginx, protocol, unix=unix)
     assert server.url == (f"unix:{unix}" if unix else server.url)
 
-    response = requests.get(url + "echo/caf%C3%A9%20y%20%2B/x?q=caf%C3%A9&q=2&sp=a%20b",
-                            timeout=20)
+    response = requests.get(url + "echo/caf%C3%A9%20y%20%2B/x?q=caf%C3%A9&q=2&sp=a%20b", timeout=20)
     assert response.status_code == 200, response.text
     seen = response.json()
     assert seen["path"] == "/echo/café y +/x"
@@ -57,8 +57,9 @@ def test_request_seen_by_django_behind_nginx(runfcgi, nginx, tmp_path, protocol,
     assert seen["is_secure"] is False
     assert seen["method"] == "GET"
 
-    response = requests.post(url + "echo/form", data={"name": "Zoë", "tags": ["a", "b c"]},
-                             timeout=20)
+    response = requests.post(
+        url + "echo/form", data={"name": "Zoë", "tags": ["a", "b c"]}, timeout=20
+    )
     assert response.status_code == 200, response.text
     assert response.json()["POST"] == {"name": ["Zoë"], "tags": ["a", "b c"]}
     assert response.json()["method"] == "POST"
@@ -74,12 +75,15 @@ def test_ten_megabyte_upload(runfcgi, nginx, protocol):
 
     _, url = start_behind_nginx(runfcgi, nginx, protocol)
     payload = os.urandom(10 * 1024 * 1024)
-    response = requests.post(url + "echo/upload", files={"blob": ("blob.bin", payload)},
-                             data={"note": "big"}, timeout=60)
+    response = requests.post(
+        url + "echo/upload", files={"blob": ("blob.bin", payload)}, data={"note": "big"}, timeout=60
+    )
     assert response.status_code == 200, response.text[:500]
     seen = response.json()
-    assert seen["FILES"]["blob"] == {"size": len(payload),
-                                     "sha256": hashlib.sha256(payload).hexdigest()}
+    assert seen["FILES"]["blob"] == {
+        "size": len(payload),
+        "sha256": hashlib.sha256(payload).hexdigest(),
+    }
     assert seen["POST"] == {"note": ["big"]}
 
 
@@ -108,8 +112,10 @@ def test_raw_scgi_and_fastcgi_clients_see_decoded_path(runfcgi):
     """Without nginx: flup alone would hand Django the percent-encoded PATH_INFO."""
     for protocol, send in (("scgi", scgi_request), ("fcgi", fcgi_request)):
         server = runfcgi(f"protocol={protocol}")
-        answer = send(server.address, {"REQUEST_URI": "/echo/a%20b%2Fc/%E2%82%AC",
-                                       "QUERY_STRING": "k=%E2%82%AC"})
+        answer = send(
+            server.address,
+            {"REQUEST_URI": "/echo/a%20b%2Fc/%E2%82%AC", "QUERY_STRING": "k=%E2%82%AC"},
+        )
         status, _headers, body = parse_cgi_response(answer)
         assert status == 200, answer[:300]
         seen = json.loads(body)
@@ -142,8 +148,16 @@ def test_bad_options_are_one_line_errors(fcgi_env, args, message):
 
 
 def test_old_runfcgi_spellings_are_accepted(runfcgi):
-    server = runfcgi("protocol=scgi", "method=fork", "maxchildren=6", "maxspare=2", "minspare=2",
-                     "maxrequests=0", "debug=false", "umask=022")
+    server = runfcgi(
+        "protocol=scgi",
+        "method=fork",
+        "maxchildren=6",
+        "maxspare=2",
+        "minspare=2",
+        "maxrequests=0",
+        "debug=false",
+        "umask=022",
+    )
     assert "prefork: 2 workers x 3 threads" in server.output
     server = runfcgi("method=thread", "maxchildren=4", "--protocol", "fcgi")
     assert "threaded: 1 process x 4 threads" in server.output
@@ -170,9 +184,17 @@ def test_foreground_by_default_then_stop_and_status(runfcgi, fcgi_env, tmp_path)
 def test_daemonize_and_stop(fcgi_env, tmp_path):
     pidfile = tmp_path / "fcgi.pid"
     sock = tmp_path / "fcgi.sock"
-    started = manage(fcgi_env, "runfcgi", "protocol=fcgi", f"socket={sock}", "daemonize=true",
-                     "method=threaded",
-                     f"pidfile={pidfile}", f"errlog={tmp_path / 'err.log'}", timeout=60)
+    started = manage(
+        fcgi_env,
+        "runfcgi",
+        "protocol=fcgi",
+        f"socket={sock}",
+        "daemonize=true",
+        "method=threaded",
+        f"pidfile={pidfile}",
+        f"errlog={tmp_path / 'err.log'}",
+        timeout=60,
+    )
     try:
         assert started.returncode == 0, started.stderr
         assert "daemon pid" in started.stdout
@@ -285,8 +307,9 @@ def test_ajp_request(runfcgi, tmp_path, transport):
 
 
 @pytest.mark.parametrize(("protocol", "transport"), [("scgi", "tcp"), ("fcgi", "unix")])
-def test_nginx_helper_block_passes_nginx_t_and_serves(runfcgi, fcgi_env, tmp_path, protocol,
-                                                      transport):
+def test_nginx_helper_block_passes_nginx_t_and_serves(
+    runfcgi, fcgi_env, tmp_path, protocol, transport
+):
     import shutil
 
     from tests.server_fixtures import free_port
@@ -300,8 +323,16 @@ def test_nginx_helper_block_passes_nginx_t_and_serves(runfcgi, fcgi_env, tmp_pat
     collected = manage(fcgi_env, "collectstatic", "--noinput", "-v0")
     assert collected.returncode == 0, collected.stderr
     port = free_port()
-    printed = manage(fcgi_env, "runfcgi", "nginx", f"protocol={protocol}", *address,
-                     "script_name=/site", f"listen=127.0.0.1:{port}", "server_name=localhost")
+    printed = manage(
+        fcgi_env,
+        "runfcgi",
+        "nginx",
+        f"protocol={protocol}",
+        *address,
+        "script_name=/site",
+        f"listen=127.0.0.1:{port}",
+        "server_name=localhost",
+    )
     assert printed.returncode == 0, printed.stderr
     assert "server {" in printed.stdout and "upstream " in printed.stdout
     (tmp_path / "site.conf").write_text(printed.stdout)
@@ -320,6 +351,7 @@ def test_nginx_helper_block_passes_nginx_t_and_serves(runfcgi, fcgi_env, tmp_pat
     assert checked.returncode == 0, checked.stderr
     nginx_proc = subprocess.Popen([*args, "-g", "daemon off;"], stdin=subprocess.DEVNULL)
     try:
+
         def up() -> bool:
             with socket.socket() as probe:
                 return probe.connect_ex(("127.0.0.1", port)) == 0

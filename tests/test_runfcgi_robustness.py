@@ -60,8 +60,11 @@ def scgi_garbage(draw):  # type: ignore[no-untyped-def]
     length = len(block)
     if kind == 2:
         length = draw(st.one_of(st.integers(0, 10**12), st.just(-1)))
-    prefix = draw(st.sampled_from([str(length).encode(), b" " + str(length).encode(),
-                                   b"0x10", b"", b"9" * 30]))
+    prefix = draw(
+        st.sampled_from(
+            [str(length).encode(), b" " + str(length).encode(), b"0x10", b"", b"9" * 30]
+        )
+    )
     trailer = draw(st.sampled_from([b",", b";", b""]))
     body = draw(st.binary(max_size=50)) if kind == 4 else b""
     return prefix + b":" + block + trailer + body
@@ -77,11 +80,13 @@ def fcgi_garbage(draw):  # type: ignore[no-untyped-def]
         kind = draw(st.sampled_from([1, 2, 4, 5, 8, 9, 11, 0, 255]))
         request_id = draw(st.sampled_from([0, 1, 2, 65535]))
         if kind == FCGI_BEGIN_REQUEST and draw(st.booleans()):
-            content = struct.pack("!HB5x", draw(st.sampled_from([1, 2, 3, 7])),
-                                  draw(st.sampled_from([0, 1])))
+            content = struct.pack(
+                "!HB5x", draw(st.sampled_from([1, 2, 3, 7])), draw(st.sampled_from([0, 1]))
+            )
         elif kind in (FCGI_PARAMS, 9) and draw(st.booleans()):
-            content = _pairs(draw(st.dictionaries(st.binary(max_size=10),
-                                                  st.binary(max_size=300), max_size=4)))
+            content = _pairs(
+                draw(st.dictionaries(st.binary(max_size=10), st.binary(max_size=300), max_size=4))
+            )
             content = content[: draw(st.integers(0, len(content)))]  # maybe truncated
         else:
             content = draw(st.binary(max_size=64))
@@ -120,8 +125,11 @@ def test_fuzzed_input_closes_only_that_connection(runfcgi, protocol):
 def test_scgi_huge_length_is_refused_without_allocating(runfcgi):
     server = runfcgi("protocol=scgi", "method=threaded")
     assert scgi_request(server.address, raw=b"99999999999999:xx") == b""
-    wait_until(lambda: "bad netstring length" in server.output or "too long" in server.output,
-               10, message="the log line")
+    wait_until(
+        lambda: "bad netstring length" in server.output or "too long" in server.output,
+        10,
+        message="the log line",
+    )
     assert parse_cgi_response(scgi_request(server.address))[0] == 200
 
 
@@ -130,15 +138,25 @@ def test_fcgi_records_split_across_writes_and_keepalive(runfcgi):
     import socket
 
     server = runfcgi("protocol=fcgi", "method=threaded")
-    params = _pairs({b"REQUEST_METHOD": b"GET", b"REQUEST_URI": b"/echo/k",
-                     b"SERVER_NAME": b"x", b"SERVER_PORT": b"80",
-                     b"SERVER_PROTOCOL": b"HTTP/1.1", b"HTTP_HOST": b"127.0.0.1"})
-    one = (fcgi_record(FCGI_BEGIN_REQUEST, 1, struct.pack("!HB5x", 1, 1))  # KEEP_CONN
-           + fcgi_record(FCGI_PARAMS, 1, params) + fcgi_record(FCGI_PARAMS, 1, b"")
-           + fcgi_record(FCGI_STDIN, 1, b""))
+    params = _pairs(
+        {
+            b"REQUEST_METHOD": b"GET",
+            b"REQUEST_URI": b"/echo/k",
+            b"SERVER_NAME": b"x",
+            b"SERVER_PORT": b"80",
+            b"SERVER_PROTOCOL": b"HTTP/1.1",
+            b"HTTP_HOST": b"127.0.0.1",
+        }
+    )
+    one = (
+        fcgi_record(FCGI_BEGIN_REQUEST, 1, struct.pack("!HB5x", 1, 1))  # KEEP_CONN
+        + fcgi_record(FCGI_PARAMS, 1, params)
+        + fcgi_record(FCGI_PARAMS, 1, b"")
+        + fcgi_record(FCGI_STDIN, 1, b"")
+    )
     with socket.create_connection(server.address, timeout=20) as sock:
         for i in range(len(one)):
-            sock.send(one[i:i + 1])
+            sock.send(one[i : i + 1])
         sock.sendall(one)
         sock.shutdown(socket.SHUT_WR)
         data = b""
@@ -152,13 +170,20 @@ def test_fcgi_records_split_across_writes_and_keepalive(runfcgi):
 
 def test_pool_grows_past_maxspare(runfcgi):
     """flup's prefork never grew past maxSpare: 6 requests that wait for each other meet here."""
-    server = runfcgi("protocol=scgi", "method=threaded", "maxspare=1", "minspare=1",
-                     "maxchildren=8")
+    server = runfcgi(
+        "protocol=scgi", "method=threaded", "maxspare=1", "minspare=1", "maxchildren=8"
+    )
     with concurrent.futures.ThreadPoolExecutor(6) as pool:
-        answers = list(pool.map(
-            lambda _: parse_cgi_response(scgi_request(
-                server.address, {"REQUEST_URI": "/barrier/?n=6", "QUERY_STRING": "n=6"})),
-            range(6)))
+        answers = list(
+            pool.map(
+                lambda _: parse_cgi_response(
+                    scgi_request(
+                        server.address, {"REQUEST_URI": "/barrier/?n=6", "QUERY_STRING": "n=6"}
+                    )
+                ),
+                range(6),
+            )
+        )
     assert [status for status, _, _ in answers] == [200] * 6, answers
 
 
@@ -166,10 +191,16 @@ def test_prefork_pool_grows_past_maxspare(runfcgi):
     """The same with processes: 2 workers x 4 threads serve 8 at once (maxspare=1)."""
     server = runfcgi("protocol=scgi", "workers=2", "maxspare=1", "minspare=1", "maxchildren=8")
     with concurrent.futures.ThreadPoolExecutor(8) as pool:
-        answers = list(pool.map(
-            lambda _: parse_cgi_response(scgi_request(
-                server.address, {"REQUEST_URI": "/slow/?s=1", "QUERY_STRING": "s=1"})),
-            range(8)))
+        answers = list(
+            pool.map(
+                lambda _: parse_cgi_response(
+                    scgi_request(
+                        server.address, {"REQUEST_URI": "/slow/?s=1", "QUERY_STRING": "s=1"}
+                    )
+                ),
+                range(8),
+            )
+        )
     assert [status for status, _, _ in answers] == [200] * 8
     assert len({body for _, _, body in answers}) == 2  # both workers answered
 
@@ -191,8 +222,13 @@ def test_sigusr1_purge_replaces_workers_without_crashing(runfcgi, nginx):
     load = Load(url, concurrency=10).start()
     time.sleep(0.5)  # load running (no timing is asserted)
     server.signal(signal.SIGUSR1)
-    wait_until(lambda: len(set(children(server.pid)) - set(before)) >= 2
-               and len(children(server.pid)) == 2, 60, message="workers replaced")
+    wait_until(
+        lambda: (
+            len(set(children(server.pid)) - set(before)) >= 2 and len(children(server.pid)) == 2
+        ),
+        60,
+        message="workers replaced",
+    )
     result = load.finish()
     assert server.proc.poll() is None
     assert result.failures == [] and result.ok > 0
@@ -209,8 +245,11 @@ def test_sighup_rolling_reload_under_load(runfcgi, nginx, protocol):
     load = Load(url, concurrency=20).start()
     time.sleep(0.5)  # load running (no timing is asserted)
     server.signal(signal.SIGHUP)
-    wait_until(lambda: not set(children(server.pid)) & set(before)
-               and len(children(server.pid)) == 2, 60, message="all workers replaced")
+    wait_until(
+        lambda: not set(children(server.pid)) & set(before) and len(children(server.pid)) == 2,
+        60,
+        message="all workers replaced",
+    )
     result = load.finish()
     assert result.failures == [], result.failures[:5]
     assert result.ok > 0
@@ -248,8 +287,11 @@ def test_killed_worker_is_respawned_and_only_its_requests_fail(runfcgi, nginx):
     load = Load(url, concurrency=20).start()
     time.sleep(1)
     os.kill(workers[0], signal.SIGKILL)
-    wait_until(lambda: workers[0] not in children(server.pid)
-               and len(children(server.pid)) == 2, 30, message="a replacement worker")
+    wait_until(
+        lambda: workers[0] not in children(server.pid) and len(children(server.pid)) == 2,
+        30,
+        message="a replacement worker",
+    )
     result = load.finish()
     # at most the requests the killed worker held: it accepts only what its threads serve
     assert len(result.failures) <= threads, result.failures
@@ -280,12 +322,22 @@ def test_kept_alive_idle_connection_does_not_hold_a_stopping_worker(runfcgi, pro
     server = runfcgi(f"protocol={protocol}", "method=threaded", "shutdown_timeout=600")
     with socket.create_connection(server.address, timeout=60) as sock:
         if protocol == "fcgi":
-            params = _pairs({b"REQUEST_METHOD": b"GET", b"REQUEST_URI": b"/echo/",
-                             b"SERVER_NAME": b"x", b"SERVER_PORT": b"80",
-                             b"SERVER_PROTOCOL": b"HTTP/1.1", b"HTTP_HOST": b"127.0.0.1"})
-            sock.sendall(fcgi_record(FCGI_BEGIN_REQUEST, 1, struct.pack("!HB5x", 1, 1))
-                         + fcgi_record(FCGI_PARAMS, 1, params) + fcgi_record(FCGI_PARAMS, 1, b"")
-                         + fcgi_record(FCGI_STDIN, 1, b""))
+            params = _pairs(
+                {
+                    b"REQUEST_METHOD": b"GET",
+                    b"REQUEST_URI": b"/echo/",
+                    b"SERVER_NAME": b"x",
+                    b"SERVER_PORT": b"80",
+                    b"SERVER_PROTOCOL": b"HTTP/1.1",
+                    b"HTTP_HOST": b"127.0.0.1",
+                }
+            )
+            sock.sendall(
+                fcgi_record(FCGI_BEGIN_REQUEST, 1, struct.pack("!HB5x", 1, 1))
+                + fcgi_record(FCGI_PARAMS, 1, params)
+                + fcgi_record(FCGI_PARAMS, 1, b"")
+                + fcgi_record(FCGI_STDIN, 1, b"")
+            )
             data = b""
             while b"\x01\x03\x00\x01" not in data:  # FCGI_END_REQUEST for request 1
                 chunk = sock.recv(65536)

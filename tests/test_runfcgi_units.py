@@ -75,9 +75,25 @@ def test_port_alone_binds_loopback_and_no_address_means_fd0():
 
 def test_spec_drives_the_docs_table():
     table = fastcgi.SPEC.rst_table()
-    for name in ("protocol", "method", "maxspare", "minspare", "maxchildren", "maxrequests",
-                 "daemonize", "pidfile", "workdir", "debug", "outlog", "errlog", "umask",
-                 "socket", "script_name", "workers", "threads"):
+    for name in (
+        "protocol",
+        "method",
+        "maxspare",
+        "minspare",
+        "maxchildren",
+        "maxrequests",
+        "daemonize",
+        "pidfile",
+        "workdir",
+        "debug",
+        "outlog",
+        "errlog",
+        "umask",
+        "socket",
+        "script_name",
+        "workers",
+        "threads",
+    ):
         assert f"``{name}=``" in table
 
 
