@@ -681,8 +681,8 @@ def rst_table(
         f"Ceiling (the app called in-process in a loop, one core): {ceiling['rps']:.0f} req/s "
         f"for a {ceiling['bytes']}-byte page. Each row is the median of {repeat} wrk runs of "
         f"{duration:g} s (after a 1 s warm-up), alternating between the servers compared; "
-        f"errors are summed over the runs. {os.cpu_count()} cores, shared with other work "
-        "while measuring.",
+        f"errors are summed over the runs. {os.cpu_count()} cores, with wrk (and nginx) on "
+        "the same machine.",
     ]
     return "\n".join(lines) + "\n"
 
