@@ -7,11 +7,12 @@ import pytest
 import requests
 from django.test import override_settings
 
+from django_devcommands.solr import local
 from django_devcommands.solr.client import SolrClient
 from django_devcommands.solr.errors import SolrAuthError
 from django_devcommands.solr.search import search
 from tests.conftest import manage
-from tests.solr_fixtures import SECURED_AUTH
+from tests.solr_fixtures import SECURED_AUTH, _skip_without_java
 
 pytestmark = pytest.mark.solr
 
@@ -99,3 +100,51 @@ def test_client_raises_auth_error_with_status(solr_secured):
         assert client.is_cloud() is False
     finally:
         client.close()
+
+
+def test_read_only_user_searches_but_cannot_create(tmp_path, example_env, solr_name):
+    """HTTP 403 (authenticated, not authorized) is a one-line error naming the user.
+
+    A Solr of its own: a read-only user is added through Solr's security APIs.
+    """
+    _skip_without_java()
+    solr = local.start(
+        "standalone", home=tmp_path / "home", heap="384m", timeout=900, auth=SECURED_AUTH
+    )
+    try:
+        admin = {"auth": SECURED_AUTH, "timeout": 30}
+        for path, body in (
+            ("admin/authentication", {"set-user": {"reader": "read-only-pw"}}),
+            (
+                "admin/authorization",
+                {
+                    "set-user-role": {"reader": ["reader"]},
+                    # Before "all" (index 1): rules match in order.
+                    "set-permission": {"name": "read", "role": ["admin", "reader"], "before": 1},
+                },
+            ),
+        ):
+            response = requests.post(f"{solr.url}/{path}", json=body, **admin)
+            assert response.status_code == 200, response.text
+        env = {
+            **example_env,
+            "EXAMPLE_SOLR_URL": solr.url,
+            "EXAMPLE_SOLR_COLLECTION": solr_name,
+            "EXAMPLE_SOLR_CONFIGSET": solr_name,
+            "EXAMPLE_SOLR_AUTH": ":".join(SECURED_AUTH),
+        }
+        ok(manage(env, "solr", "--create"))
+        ok(manage(env, "solr", "--reindex"))
+        reader = SolrClient(solr.url, timeout=30, auth=("reader", "read-only-pw"))
+        try:
+            assert reader.count(solr_name) == 25
+        finally:
+            reader.close()
+        line = one_line_error(
+            manage({**env, "EXAMPLE_SOLR_AUTH": "reader:read-only-pw"}, "solr", "--reindex")
+        )
+        assert "authorization failed (HTTP 403)" in line and f"for {solr.url}/" in line, line
+        assert "user 'reader' lacks the permission" in line, line
+    finally:
+        solr.stop()
+    assert not solr.alive()
