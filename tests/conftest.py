@@ -95,9 +95,11 @@ def spawn(example_env: dict[str, str]) -> Iterator:
 from tests.solr_fixtures import (  # noqa: E402, F401
     cloud_client,
     cloud_env,
+    secured_env,
     solr_cloud,
     solr_env,
     solr_name,
+    solr_secured,
     solr_standalone,
     standalone_client,
 )

@@ -68,6 +68,44 @@ def solr_cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[local.Local
         solr.stop()
 
 
+#: The one user of the secured Solr (see solr_secured).
+SECURED_AUTH = ("devsearch", "Corr3ct-horse:battery")
+
+
+@pytest.fixture(scope="module")
+def solr_secured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[local.LocalSolr]:
+    """A standalone Solr that requires Basic authentication as SECURED_AUTH (module-scoped:
+    only the auth tests start it; stopped by pid afterwards)."""
+    _skip_without_java()
+    solr = local.start(
+        "standalone",
+        home=tmp_path_factory.mktemp("solr-secured"),
+        version=SOLR_VERSION,
+        heap="384m",
+        timeout=900,
+        auth=SECURED_AUTH,
+    )
+    try:
+        yield solr
+    finally:
+        solr.stop()
+
+
+@pytest.fixture
+def secured_env(
+    example_env: dict[str, str], solr_secured: local.LocalSolr, solr_name: str
+) -> dict[str, str]:
+    """example_env pointed at the secured Solr with the right SOLR_AUTH, a core of its own."""
+    return {
+        **example_env,
+        "EXAMPLE_SOLR_URL": solr_secured.url,
+        "EXAMPLE_SOLR_MODE": "standalone",
+        "EXAMPLE_SOLR_COLLECTION": solr_name,
+        "EXAMPLE_SOLR_CONFIGSET": solr_name,
+        "EXAMPLE_SOLR_AUTH": ":".join(SECURED_AUTH),
+    }
+
+
 @pytest.fixture
 def solr_name() -> str:
     """A core/collection name of its own for one test."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import datetime
 import json
 from xml.etree import ElementTree
@@ -401,3 +402,38 @@ def test_bad_combinations_are_one_line_errors(example_env, args, message):
     done = manage(example_env, "solr", *args)
     assert done.returncode != 0 and message in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_password_hash_matches_solr_reference_guide():
+    """The solr/SolrRocks example of Solr's Basic Authentication Plugin page."""
+    from django_devcommands.solr import local
+
+    salt = base64.b64decode("Ndd7LKvVBAaZIF0QAVi1ekCfAJXr1GGfLtRUXhgrF8c=")
+    assert local.password_hash("SolrRocks", salt) == (
+        "IV0EHq1OnNrj6gvRCwvFwTrZ1+z1oBbnQdiVC3otuq0= Ndd7LKvVBAaZIF0QAVi1ekCfAJXr1GGfLtRUXhgrF8c="
+    )
+    # A fresh random salt each time: the same password never gives the same credential.
+    first, second = local.password_hash("pw"), local.password_hash("pw")
+    assert first != second and len(base64.b64decode(first.split()[1])) == 32
+
+
+def test_write_security_json(tmp_path):
+    from django_devcommands.solr import local
+
+    path = local.write_security(tmp_path, "alice", "s3cret")
+    data = json.loads(path.read_text())
+    assert data["authentication"]["class"] == "solr.BasicAuthPlugin"
+    assert data["authentication"]["blockUnknown"] is True
+    assert list(data["authentication"]["credentials"]) == ["alice"]
+    assert "s3cret" not in path.read_text()
+    assert data["authorization"]["user-role"] == {"alice": ["admin"]}
+    assert path.stat().st_mode & 0o077 == 0
+
+
+def test_secured_local_solr_is_standalone_only(tmp_path):
+    from django_devcommands.solr import local
+    from django_devcommands.solr.errors import LocalSolrError
+
+    with pytest.raises(LocalSolrError, match="standalone only"):
+        local.start("cloud", home=tmp_path, auth=("u", "p"))
+    assert not (tmp_path / "security.json").exists()

@@ -15,6 +15,7 @@ from typing import Any
 
 from django_devcommands.solr.errors import (
     MissingDependency,
+    SolrAuthError,
     SolrError,
     SolrNotFound,
     SolrUnreachable,
@@ -119,6 +120,8 @@ class SolrClient:
             body = None
         if response.status_code == 404 and not_found:
             raise SolrNotFound(not_found)
+        if response.status_code in (401, 403):
+            raise self._auth_error(response.status_code, url.split("?")[0])
         if response.status_code >= 400 or body is None:
             message = ""
             if isinstance(body, dict):
@@ -131,6 +134,27 @@ class SolrClient:
                 status=response.status_code,
             )
         return body
+
+    def _auth_error(self, status: int, url: str) -> SolrAuthError:
+        """One line saying which credentials failed where, and what to set.
+
+        Solr's own 401/403 body is a Jetty HTML page, useless on a terminal.
+        """
+        auth = self.session.auth
+        if status == 403:
+            who = f"user {auth[0]!r}" if auth else "an anonymous request"
+            return SolrAuthError(
+                f"Solr authorization failed (HTTP 403) for {url}: {who} lacks the "
+                "permission for this request.",
+                status=status,
+            )
+        if auth:
+            why = f"Solr rejected the user {auth[0]!r} and password of DEVCOMMANDS['SOLR_AUTH']."
+        else:
+            why = "Solr requires credentials: set DEVCOMMANDS['SOLR_AUTH'] = (user, password)."
+        return SolrAuthError(
+            f"Solr authentication failed (HTTP 401) for {url}: {why}", status=status
+        )
 
     # -- node ---------------------------------------------------------------------------
 

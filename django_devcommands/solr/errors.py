@@ -23,6 +23,10 @@ class SolrUnreachable(SolrError):
         self.url = url
 
 
+class SolrAuthError(SolrError):
+    """Solr refused the request: no or wrong credentials (401) or no permission (403)."""
+
+
 class SolrNotFound(SolrError):
     """The core, collection or alias does not exist; the message says how to create it."""
 

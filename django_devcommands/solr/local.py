@@ -8,11 +8,13 @@ ZooKeeper) into the Maven cache once, ``SolrLauncher.java`` is compiled once, an
 
 :func:`start` returns a :class:`LocalSolr` handle (used by tests, which stop it when
 done); ``detach=True`` leaves it running and records its pid and URLs in a state
-file, which :func:`status` and :func:`stop` read.
+file, which :func:`status` and :func:`stop` read. ``auth=(user, password)`` secures a
+standalone Solr with Basic authentication (a ``security.json`` in its home).
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import os
@@ -191,6 +193,42 @@ def _terminate(pid: int, timeout: float) -> None:
     _alive(pid)
 
 
+def password_hash(password: str, salt: bytes | None = None) -> str:
+    """A credential as Solr's ``Sha256AuthenticationProvider`` stores it in security.json.
+
+    ``base64(sha256(sha256(salt + password))) + " " + base64(salt)``, computed here so no
+    ``bin/solr auth`` (or a Solr install) is needed to secure the local Solr.
+    """
+    salt = os.urandom(32) if salt is None else salt
+    digest = hashlib.sha256(hashlib.sha256(salt + password.encode("utf-8")).digest()).digest()
+    return f"{base64.b64encode(digest).decode()} {base64.b64encode(salt).decode()}"
+
+
+def security_config(user: str, password: str) -> dict:
+    """security.json for Basic authentication: ``user`` is admin, anonymous gets nothing."""
+    return {
+        "authentication": {
+            "class": "solr.BasicAuthPlugin",
+            "blockUnknown": True,
+            "credentials": {user: password_hash(password)},
+        },
+        "authorization": {
+            "class": "solr.RuleBasedAuthorizationPlugin",
+            "user-role": {user: ["admin"]},
+            "permissions": [{"name": "all", "role": "admin"}],
+        },
+    }
+
+
+def write_security(home: str | Path, user: str, password: str) -> Path:
+    """Write ``security.json`` into a standalone solr home (read by Solr when it starts)."""
+    path = Path(home) / "security.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(security_config(user, password), indent=2), encoding="utf-8")
+    path.chmod(0o600)
+    return path
+
+
 def state_file(mode: str, local_dir: str | None = None) -> Path:
     return cache_dir(local_dir) / mode / "state.json"
 
@@ -207,19 +245,28 @@ def start(
     heap: str = "512m",
     timeout: float = 180,
     log: TextIO | None = None,
+    auth: tuple[str, str] | None = None,
 ) -> LocalSolr:
     """Start Solr; return once every node answers (or raise :class:`LocalSolrError`).
 
     Not detached, the child watches its standard input and stops when the pipe closes,
     so a crashed parent (a test run killed halfway) never leaves a Solr behind.
+    ``auth=(user, password)`` (standalone only) requires Basic authentication.
     """
     if mode not in MODES:
         raise LocalSolrError(f"Unknown Solr mode {mode!r}: expected standalone or cloud.")
+    if auth is not None and mode != "standalone":
+        raise LocalSolrError(
+            "A secured local Solr (auth=...) is standalone only: SolrCloud keeps "
+            "security.json in ZooKeeper."
+        )
     java = _tool("java")
     cp = classpath(version, local_dir, log=log)
     classes = compiled_launcher(version, cp, local_dir)
     root = Path(home) if home else cache_dir(local_dir) / mode / "home"
     root.mkdir(parents=True, exist_ok=True)
+    if auth is not None:
+        write_security(root, *auth)
     out_path = root / "launcher.out"
     log_path = root / "solr.log"
     args = [mode, str(root), str(port) if mode == "standalone" else str(nodes)]

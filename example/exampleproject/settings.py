@@ -79,4 +79,10 @@ DEVCOMMANDS = {
     "SOLR_LOCAL_DIR": os.environ.get("EXAMPLE_SOLR_LOCAL_DIR") or None,
     "SOLR_SHARDS": int(os.environ.get("EXAMPLE_SOLR_SHARDS", "1")),
     "SOLR_SIGNALS": os.environ.get("EXAMPLE_SOLR_SIGNALS", "0").lower() in {"1", "true", "yes"},
+    # "user:password" for a Solr that requires Basic authentication.
+    "SOLR_AUTH": (
+        tuple(os.environ["EXAMPLE_SOLR_AUTH"].split(":", 1))
+        if os.environ.get("EXAMPLE_SOLR_AUTH")
+        else None
+    ),
 }
