@@ -233,6 +233,8 @@ def _solr_error(key: str, message: str, hint: str | None, id: str) -> Error:
 
 def check_solr_settings(values: dict[str, Any]) -> list[CheckMessage]:
     """Validate the SOLR_* settings (ids devcommands.E301-E309, W301)."""
+    from django_devcommands.debugger import is_loopback
+
     errors: list[CheckMessage] = []
     url = values["SOLR_URL"]
     if url is not None:
@@ -246,11 +248,7 @@ def check_solr_settings(values: dict[str, Any]) -> list[CheckMessage]:
                     "devcommands.E301",
                 )
             )
-        elif (
-            values["SOLR_AUTH"]
-            and parsed.scheme == "http"
-            and parsed.hostname not in ("127.0.0.1", "localhost", "::1")
-        ):
+        elif values["SOLR_AUTH"] and parsed.scheme == "http" and not is_loopback(parsed.hostname):
             errors.append(
                 Warning(
                     "DEVCOMMANDS['SOLR_AUTH'] sends a password over plain http to "
@@ -351,6 +349,9 @@ def check_search_indexes(
 
 def _check_runfcgi(value: Any) -> list[CheckMessage]:
     """``RUNFCGI``: option defaults (E201-E203), socket or host/port (E204), debug (W201)."""
+    from django.core.management import CommandError
+
+    from django_devcommands.options import normalize_key
     from django_devcommands.servers.fastcgi import SPEC
 
     errors = _check_option_defaults(
@@ -362,7 +363,9 @@ def _check_runfcgi(value: Any) -> list[CheckMessage]:
     )
     if not isinstance(value, dict):
         return errors
-    if "socket" in value and ("host" in value or "port" in value):
+    # Keys as the command reads them (``Socket``, ``pm``), values parsed by the spec.
+    keys = {SPEC.keys.get(normalize_key(str(k))): v for k, v in value.items()}
+    if "socket" in keys and ("host" in keys or "port" in keys):
         errors.append(
             Error(
                 "DEVCOMMANDS['RUNFCGI'] sets both socket and host/port.",
@@ -370,7 +373,11 @@ def _check_runfcgi(value: Any) -> list[CheckMessage]:
                 id="devcommands.E204",
             )
         )
-    if value.get("debug") in (True, "true", "1", "on", "yes"):
+    try:
+        debug_on = "debug" in keys and SPEC.parse_value("debug", keys["debug"]) is True
+    except CommandError:  # a bad value: E203 above says so
+        debug_on = False
+    if debug_on:
         errors.append(
             Warning(
                 "DEVCOMMANDS['RUNFCGI'] turns debug on for every run: error pages show tracebacks.",

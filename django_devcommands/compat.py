@@ -85,7 +85,7 @@ class _AutoImportsMixin:
 
 if HAS_SHELL_AUTO_IMPORTS:  # Django >= 5.2
     ShellCommand: type = django_shell.Command
-else:  # Django 4.2
+else:  # Django 4.2 (and the unsupported 5.0/5.1)
 
     class ShellCommand(_AutoImportsMixin, django_shell.Command):  # type: ignore[no-redef]
         pass

@@ -108,10 +108,13 @@ def _debug_before_tests() -> bool:
     state = getattr(getattr(test_utils, "_TestState", None), "saved_data", None)
     if state is None:
         return False
-    # override_settings(DEBUG=...) inside a test is an explicit choice: it wins.
-    wrapped = getattr(settings, "_wrapped", None)
-    if isinstance(wrapped, UserSettingsHolder) and "DEBUG" in vars(wrapped):
-        return False
+    # override_settings(DEBUG=...) inside a test is an explicit choice: it wins, however
+    # many other overrides (DEVCOMMANDS=..., nested) sit on top of it.
+    holder = getattr(settings, "_wrapped", None)
+    while isinstance(holder, UserSettingsHolder):
+        if "DEBUG" in vars(holder):
+            return False
+        holder = holder.default_settings
     return bool(getattr(state, "debug", False))
 
 
@@ -354,7 +357,7 @@ def accept_remote(
         )
         return None
     deadline = time.monotonic() + timeout
-    bare = host.strip("[]")
+    bare = host.strip().strip("[]")
     family = socket.AF_INET6 if ":" in bare else socket.AF_INET
     while True:
         try:

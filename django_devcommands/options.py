@@ -296,19 +296,30 @@ class OptionSpec:
             values[name] = self.parse_value(name, raw[name]) if name in raw else option.default
         return Resolved(actions=actions, values=values, given=set(raw))
 
-    def with_project_defaults(self, resolved: Resolved, defaults: Mapping[str, Any]) -> Resolved:
+    def with_project_defaults(
+        self,
+        resolved: Resolved,
+        defaults: Mapping[str, Any],
+        exclusive: Sequence[Sequence[str]] = (),
+    ) -> Resolved:
         """``resolved`` with a settings dict of option values under it: the command line wins.
 
-        Keys set here count as given (a project that sets ``socket`` has chosen it). Unknown
-        keys are skipped: the system check for the setting reports them.
+        Keys set here count as given (a project that sets ``socket`` has chosen it). A
+        default is dropped when the command line gives an option of another group of
+        ``exclusive`` (``socket=`` typed over a project's ``host``/``port``). Unknown keys
+        are skipped: the system check for the setting reports them.
         """
         values = dict(resolved.values)
         given = set(resolved.given)
         for key, raw in defaults.items():
             name = self.keys.get(normalize_key(str(key)))
-            if name is not None and name not in resolved.given:
-                values[name] = self.parse_value(name, raw)
-                given.add(name)
+            if name is None or name in resolved.given:
+                continue
+            rivals = {other for group in exclusive if name not in group for other in group}
+            if any(name in group for group in exclusive) and rivals & resolved.given:
+                continue
+            values[name] = self.parse_value(name, raw)
+            given.add(name)
         return Resolved(actions=list(resolved.actions), values=values, given=given)
 
     # -- docs -------------------------------------------------------------------------

@@ -69,7 +69,8 @@ def manage(
 @pytest.fixture
 def spawn(example_env: dict[str, str]) -> Iterator:
     """Start ``manage.py ARGS`` in a real pseudo-terminal; the child is closed afterwards."""
-    pexpect = pytest.importorskip("pexpect")
+    import pexpect
+
     children = []
 
     def _spawn(*args: str, env: dict[str, str] | None = None, timeout: float = 30):

@@ -89,7 +89,7 @@ def nginx_params(protocol: str) -> str:
     for path in candidates:
         if path.exists():
             return str(path)
-    pytest.skip(f"nginx's {name} file not found")
+    pytest.fail(f"nginx's {name} file not found (is nginx installed?)")
 
 
 def nginx_location(protocol: str, extra: str = "") -> str:

@@ -415,7 +415,8 @@ class Load:
 @pytest.fixture(scope="session")
 def tls_ca(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
     """A throwaway CA and a server certificate for 127.0.0.1/localhost (trustme)."""
-    trustme = pytest.importorskip("trustme")
+    import trustme
+
     ca = trustme.CA()
     cert = ca.issue_cert("127.0.0.1", "localhost", "::1")
     tmp = tmp_path_factory.mktemp("tls")
@@ -475,7 +476,7 @@ def nginx(tmp_path: Path) -> Iterator[Callable[..., str]]:
         "/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None
     )
     if binary is None:
-        pytest.skip("nginx is not installed (scripts/apt-packages.txt)")
+        pytest.fail("nginx is not installed (scripts/apt-packages.txt; scripts/test installs it)")
     procs: list[subprocess.Popen[bytes]] = []
 
     def start(

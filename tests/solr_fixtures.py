@@ -9,7 +9,6 @@ even a killed test run does not leave them behind.
 from __future__ import annotations
 
 import itertools
-import os
 import shutil
 from collections.abc import Iterator
 
@@ -22,21 +21,20 @@ SOLR_VERSION = "9.10.1"
 _names = itertools.count(1)
 
 
-def _skip_without_java() -> None:
-    """Missing Java/Maven fails the Solr tests (CI must have them; see
-    scripts/apt-packages.txt) unless DEVCOMMANDS_SKIP_SOLR=1 asks to skip them."""
+def _require_java() -> None:
+    """Missing Java/Maven fails the Solr tests: CI must have them (scripts/apt-packages.txt)."""
     missing = [tool for tool in ("java", "javac", "mvn") if shutil.which(tool) is None]
     if missing:
-        message = f"real Solr needs {', '.join(missing)} on PATH"
-        if os.environ.get("DEVCOMMANDS_SKIP_SOLR") == "1":
-            pytest.skip(message)
-        pytest.fail(message + " (or set DEVCOMMANDS_SKIP_SOLR=1, or run -m 'not solr')")
+        pytest.fail(
+            f"real Solr needs {', '.join(missing)} on PATH (scripts/test installs them; "
+            "deselect with -m 'not solr')"
+        )
 
 
 @pytest.fixture(scope="session")
 def solr_standalone(tmp_path_factory: pytest.TempPathFactory) -> Iterator[local.LocalSolr]:
     """A standalone Solr node on 127.0.0.1 and an ephemeral port."""
-    _skip_without_java()
+    _require_java()
     solr = local.start(
         "standalone",
         home=tmp_path_factory.mktemp("solr-standalone"),
@@ -53,7 +51,7 @@ def solr_standalone(tmp_path_factory: pytest.TempPathFactory) -> Iterator[local.
 @pytest.fixture(scope="session")
 def solr_cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[local.LocalSolr]:
     """A 2-node SolrCloud with an embedded ZooKeeper, on 127.0.0.1."""
-    _skip_without_java()
+    _require_java()
     solr = local.start(
         "cloud",
         home=tmp_path_factory.mktemp("solr-cloud"),
@@ -76,7 +74,7 @@ SECURED_AUTH = ("devsearch", "Corr3ct-horse:battery")
 def solr_secured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[local.LocalSolr]:
     """A standalone Solr that requires Basic authentication as SECURED_AUTH (module-scoped:
     only the auth tests start it; stopped by pid afterwards)."""
-    _skip_without_java()
+    _require_java()
     solr = local.start(
         "standalone",
         home=tmp_path_factory.mktemp("solr-secured"),

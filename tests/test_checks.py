@@ -6,7 +6,7 @@ import pytest
 from django.core import checks
 from django.test import override_settings
 
-from django_devcommands.conf import DEFAULTS, conf
+from django_devcommands.conf import conf
 
 
 def ids() -> list[str]:
@@ -21,7 +21,7 @@ def test_defaults_are_clean() -> None:
 def test_missing_setting_is_clean(settings) -> None:
     del settings.DEVCOMMANDS
     assert ids() == []
-    assert DEFAULTS["SHELL_INTERFACES"] == conf.SHELL_INTERFACES
+    assert conf.SHELL_INTERFACES == ["bpython", "ipython", "ptpython", "python"]
 
 
 @pytest.mark.parametrize(

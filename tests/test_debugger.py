@@ -333,7 +333,7 @@ def test_missing_debugger_falls_back_to_pdb(pty, hide, target_env):
 
 @pytest.mark.pty
 def test_ipdb_preferred(pty):
-    need("IPython")
+    need("ipdb")
     child = pty("main", TARGET_DEBUGGERS="ipdb,pdb")
     child.expect("ipdb>")
     child.sendline("p x + 100")
@@ -703,6 +703,8 @@ def test_debug_as_the_project_set_it_during_tests(settings):
     assert debugger.debugging_allowed() is True
     with override_settings(DEBUG=False):  # explicit in a test: wins
         assert debugger.debugging_allowed() is False
+        with override_settings(DEVCOMMANDS={"DEBUGGER_REMOTE": False}):  # nested: still wins
+            assert debugger.debugging_allowed() is False
     with override_settings(DEVCOMMANDS={"DEBUGGER_REMOTE": False}):
         assert debugger.debugging_allowed() is True
 

@@ -78,10 +78,13 @@ def test_key_value(words: list[str], key: str, expected: object) -> None:
     assert parse(*words)[key] == expected
 
 
-def test_workers_auto_is_cpu_count() -> None:
+def test_workers_auto_is_cpu_count(monkeypatch: pytest.MonkeyPatch) -> None:
     import os
 
-    assert parse("workers=auto")["workers"] == (os.cpu_count() or 1)
+    monkeypatch.setattr(os, "cpu_count", lambda: 7)
+    assert parse("workers=auto")["workers"] == 7
+    monkeypatch.setattr(os, "cpu_count", lambda: None)  # unknown: one worker
+    assert parse("workers=auto")["workers"] == 1
 
 
 @pytest.mark.parametrize(
@@ -197,3 +200,37 @@ def test_flags_between_key_values() -> None:
     assert resolved.values["daemonize"] is True
     assert resolved.values["host"] == "::1"
     assert resolved.actions == ["stop"]
+
+
+@pytest.mark.parametrize(
+    ("words", "defaults", "expected"),
+    [
+        ([], {"port": "9000", "workers": 2}, {"port": 9000, "workers": 2}),
+        (["port=1"], {"port": "9000"}, {"port": 1}),  # the command line wins
+        ([], {"PORT": 5}, {"port": 5}),  # keys normalised like key=value
+        (["server_name=x"], {"host": "::1", "port": 9}, {"host": "::1", "port": 9}),
+    ],
+)
+def test_project_defaults_under_the_command_line(words, defaults, expected) -> None:
+    resolved = SPEC.with_project_defaults(SPEC.resolve(words, {}), defaults)
+    for key, value in expected.items():
+        assert resolved.values[key] == value
+    assert set(expected) <= resolved.given
+
+
+def test_project_defaults_yield_to_a_rival_on_the_command_line() -> None:
+    spec = o.OptionSpec(
+        [
+            o.Option("host", o.string, "127.0.0.1"),
+            o.Option("port", o.port, 80),
+            o.Option("socket", o.path),
+        ]
+    )
+    groups = (("socket",), ("host", "port"))
+    cli_socket = spec.resolve(["socket=/run/a.sock"], {})
+    resolved = spec.with_project_defaults(cli_socket, {"host": "::1", "port": 9}, groups)
+    assert resolved.values == {"host": "127.0.0.1", "port": 80, "socket": "/run/a.sock"}
+    assert resolved.given == {"socket"}
+    cli_port = spec.resolve(["port=8"], {})
+    resolved = spec.with_project_defaults(cli_port, {"socket": "/run/b.sock"}, groups)
+    assert resolved.values["socket"] is None

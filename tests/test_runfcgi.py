@@ -316,7 +316,7 @@ def test_nginx_helper_block_passes_nginx_t_and_serves(
 
     binary = shutil.which("nginx") or "/usr/sbin/nginx"
     if not os.path.exists(binary):
-        pytest.skip("nginx is not installed")
+        pytest.fail("nginx is not installed (scripts/apt-packages.txt)")
     where = [f"socket={tmp_path / 'app.sock'}"] if transport == "unix" else []
     server = runfcgi(f"protocol={protocol}", *where, "script_name=/site")
     address = where or [f"port={server.address[1]}"]

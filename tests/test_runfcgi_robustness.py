@@ -10,6 +10,8 @@ import signal
 import struct
 import time
 
+import hypothesis
+import hypothesis.strategies as st
 import pytest
 import requests
 
@@ -27,9 +29,6 @@ from tests.fcgi_fixtures import (
 )
 from tests.server_fixtures import *  # noqa: F403
 from tests.server_fixtures import Load, children, run_load, wait_until
-
-hypothesis = pytest.importorskip("hypothesis")
-st = hypothesis.strategies
 
 FUZZ = hypothesis.settings(
     max_examples=150,

@@ -130,6 +130,9 @@ def test_thread_pool_grows_to_max_and_trims_to_max_spare():
         ({"method": "forking"}, ["devcommands.E203"]),
         ({"socket": "/x.sock", "port": 9000}, ["devcommands.E204"]),
         ({"debug": True}, ["devcommands.W201"]),
+        ({"Socket": "/x.sock", "HOST": "::1"}, ["devcommands.E204"]),
+        ({"debug": "t"}, ["devcommands.W201"]),
+        ({"debug": "false"}, []),
     ],
 )
 def test_runfcgi_setting_checks(value, ids):

@@ -12,7 +12,7 @@ from django_devcommands.solr.client import SolrClient
 from django_devcommands.solr.errors import SolrAuthError
 from django_devcommands.solr.search import search
 from tests.conftest import manage
-from tests.solr_fixtures import SECURED_AUTH, _skip_without_java
+from tests.solr_fixtures import SECURED_AUTH, _require_java
 
 pytestmark = pytest.mark.solr
 
@@ -107,7 +107,7 @@ def test_read_only_user_searches_but_cannot_create(tmp_path, example_env, solr_n
 
     A Solr of its own: a read-only user is added through Solr's security APIs.
     """
-    _skip_without_java()
+    _require_java()
     solr = local.start(
         "standalone", home=tmp_path / "home", heap="384m", timeout=900, auth=SECURED_AUTH
     )

@@ -16,7 +16,7 @@ from django.utils import timezone
 from pages.models import Page
 
 from django_devcommands import checks
-from django_devcommands.conf import DEFAULTS, conf
+from django_devcommands.conf import conf
 from django_devcommands.solr import indexer, schema
 from django_devcommands.solr import indexes as ix
 from django_devcommands.solr.search import escape
@@ -230,7 +230,7 @@ def test_settings_are_read_live():
     with override_settings(DEVCOMMANDS={"SOLR_COLLECTION": "other", "SOLR_URL": "http://h/solr/"}):
         assert conf.SOLR_COLLECTION == "other" and conf.SOLR_URL == "http://h/solr"
     with override_settings(DEVCOMMANDS={}):
-        assert DEFAULTS["SOLR_BATCH_SIZE"] == conf.SOLR_BATCH_SIZE
+        assert conf.SOLR_BATCH_SIZE == 1000
 
 
 @pytest.mark.parametrize(
@@ -241,7 +241,9 @@ def test_parse_since(text, seconds):
     assert indexer.parse_since(text).total_seconds() == seconds
 
 
-@pytest.mark.parametrize("text", ["", "2", "h", "-1h", "2y", "nanh", "soon"])
+@pytest.mark.parametrize(
+    "text", ["", "2", "h", "-1h", "2y", "nanh", "soon", "infd", "1e400d", "1e300w"]
+)
 def test_parse_since_rejects(text):
     with pytest.raises(ValueError):
         indexer.parse_since(text)

@@ -721,7 +721,9 @@ def resolve_values(resolved: o.Resolved) -> dict[str, Any]:
     """The command line over ``DEVCOMMANDS['RUNFCGI']``, checked for consistency."""
     from django_devcommands.conf import conf
 
-    resolved = SPEC.with_project_defaults(resolved, conf.RUNFCGI)
+    resolved = SPEC.with_project_defaults(
+        resolved, conf.RUNFCGI, exclusive=(("socket",), ("host", "port"))
+    )
     values = dict(resolved.values)
     given = resolved.given
     if values["socket"] and ({"host", "port"} & given):

@@ -139,6 +139,12 @@ class CherootEngine:
         for path in (self.ssl_certificate, self.ssl_private_key, self.ssl_certificate_chain):
             if path and not os.path.isfile(path):
                 raise ValueError(f"TLS file {path} does not exist.")
+        if self.access_log and self.access_log != "-":
+            try:  # every worker opens it: say a bad path once, before binding
+                with open(self.access_log, "a"):
+                    pass
+            except OSError as exc:
+                raise ValueError(f"Cannot write access_log {self.access_log}: {exc}") from None
         if self.ssl_certificate:
             try:
                 self._ssl_adapter()  # a bad certificate or key: said now, not by every worker
@@ -357,7 +363,9 @@ def launch(resolved: o.Resolved, *, stdout: TextIO, stderr: TextIO) -> int:
     from django_devcommands.debugger import is_loopback
     from django_devcommands.servers import process
 
-    resolved = SPEC.with_project_defaults(resolved, conf.RUNCPSERVER)
+    resolved = SPEC.with_project_defaults(
+        resolved, conf.RUNCPSERVER, exclusive=(("socket",), ("host", "port"))
+    )
     values = dict(resolved.values)
 
     if resolved.actions:
@@ -368,7 +376,7 @@ def launch(resolved: o.Resolved, *, stdout: TextIO, stderr: TextIO) -> int:
             command="runcpserver",
         )
 
-    if values["socket"] and "host" in resolved.given:
+    if values["socket"] and {"host", "port"} & resolved.given:
         raise ValueError("Give socket= or host=/port=, not both.")
     for name in ("pidfile", "outlog", "errlog", "access_log", "socket"):
         if values[name] and values[name] != "-":
@@ -380,10 +388,12 @@ def launch(resolved: o.Resolved, *, stdout: TextIO, stderr: TextIO) -> int:
             and values["workers"] == 1
             and not (values["daemonize"] or values["pidfile"] or values["max_requests"])
         )
-    elif autoreload and (values["workers"] > 1 or values["daemonize"] or values["max_requests"]):
+    elif autoreload and (
+        values["workers"] > 1 or values["daemonize"] or values["max_requests"] or values["pidfile"]
+    ):
         raise ValueError(
             "autoreload works with one worker in the foreground: "
-            "drop workers/max_requests/daemonize, or set autoreload=false."
+            "drop workers/max_requests/daemonize/pidfile, or set autoreload=false."
         )
     static = settings.DEBUG if values["static"] is None else values["static"]
     if settings.DEBUG and not values["socket"] and not is_loopback(values["host"]):

@@ -182,6 +182,7 @@ def daemonize(
     outlog: str | None = None,
     errlog: str | None = None,
     stdout: TextIO | None = None,
+    stderr: TextIO | None = None,
     ready_timeout: float = 60.0,
 ) -> Daemon:
     """Detach from the terminal: double fork, ``setsid``, stdio to the log files.
@@ -203,7 +204,7 @@ def daemonize(
     child = os.fork()
     if child > 0:
         os.close(write_fd)
-        _wait_for_daemon(read_fd, child, stdout or sys.stdout, ready_timeout)
+        _wait_for_daemon(read_fd, child, stdout or sys.stdout, stderr or sys.stderr, ready_timeout)
     os.close(read_fd)
     os.setsid()
     if os.fork() > 0:
@@ -230,7 +231,7 @@ def _open_log(path: str | None) -> int | None:
         raise ProcessError(f"Cannot open log file {path}: {exc.strerror}.") from None
 
 
-def _wait_for_daemon(fd: int, child: int, stdout: TextIO, timeout: float) -> None:
+def _wait_for_daemon(fd: int, child: int, stdout: TextIO, stderr: TextIO, timeout: float) -> None:
     import select
 
     deadline = time.monotonic() + timeout
@@ -253,10 +254,10 @@ def _wait_for_daemon(fd: int, child: int, stdout: TextIO, timeout: float) -> Non
             stdout.write(message.rstrip("\n") + "\n")
         stdout.flush()
         os._exit(0)
-    sys.stderr.write(
+    stderr.write(
         (message or "The daemon exited before it was ready; see its errlog.").rstrip("\n") + "\n"
     )
-    sys.stderr.flush()
+    stderr.flush()
     os._exit(1)
 
 

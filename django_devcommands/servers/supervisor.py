@@ -720,6 +720,7 @@ def run(
                 outlog=options.outlog,
                 errlog=options.errlog,
                 stdout=stdout,
+                stderr=stderr,
             )
         elif options.workdir:
             os.chdir(options.workdir)

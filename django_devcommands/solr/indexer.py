@@ -16,6 +16,7 @@ from __future__ import annotations
 import datetime
 import json
 import logging
+import math
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
@@ -270,9 +271,12 @@ def parse_since(text: str) -> datetime.timedelta:
     if len(text) < 2 or text[-1] not in units:
         raise ValueError(text)
     amount = float(text[:-1])
-    if amount < 0 or amount != amount:
+    if not math.isfinite(amount) or amount < 0:
         raise ValueError(text)
-    return datetime.timedelta(seconds=amount * units[text[-1]])
+    try:
+        return datetime.timedelta(seconds=amount * units[text[-1]])
+    except OverflowError:  # more days than a timedelta holds
+        raise ValueError(text) from None
 
 
 def update(

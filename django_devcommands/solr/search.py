@@ -109,6 +109,8 @@ def search(
         if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
             raise ValueError(f"not a field name: {name!r}")
         values = value if isinstance(value, (list, tuple, set)) else [value]
+        if not values:
+            raise ValueError(f"filter {name!r} has no values")
         rendered = [
             quote(
                 ix.format_date(v)

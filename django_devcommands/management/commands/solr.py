@@ -7,6 +7,7 @@ Parses the action flags (solango's ``--fields``, ``--schema``, ``--path``, ``--f
 
 from __future__ import annotations
 
+import subprocess
 import sys
 from typing import Any
 
@@ -150,6 +151,14 @@ class Command(BaseCommand):
             actions.run(request, stdout=self.stdout, stderr=self.stderr)
         except (SolrError, IndexDefinitionError) as exc:
             raise CommandError(str(exc)) from None
+        except subprocess.TimeoutExpired as exc:  # bin/solr or Maven hanging
+            raise CommandError(
+                f"{' '.join(map(str, exc.cmd))} did not finish in {exc.timeout:g}s."
+            ) from None
+        except OSError as exc:  # --path not writable, a Solr home that vanished...
+            raise CommandError(
+                f"{exc.strerror or exc}: {exc.filename or ''}".rstrip(": ")
+            ) from None
         except KeyboardInterrupt:
             raise CommandError("Interrupted; the live index is untouched.") from None
 
