@@ -163,6 +163,24 @@ def _manage(*args: str) -> Callable[[int], list[str]]:
     return lambda port: [sys.executable, str(EXAMPLE / "manage.py"), *args, f"port={port}"]
 
 
+def _gunicorn(port: int) -> list[str]:
+    """gunicorn with 2 sync workers on the example project (the peer, direct or behind nginx)."""
+    return [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "-w",
+        "2",
+        "-k",
+        "sync",
+        "-b",
+        f"127.0.0.1:{port}",
+        "--backlog",
+        "2048",
+        "exampleproject.wsgi:application",
+    ]
+
+
 COMPETITORS: dict[str, Competitor] = {
     c.name: c
     for c in [
@@ -184,20 +202,7 @@ COMPETITORS: dict[str, Competitor] = {
         ),
         Competitor(
             "gunicorn -w 2 (sync)",
-            lambda port: [
-                sys.executable,
-                "-m",
-                "gunicorn",
-                "-w",
-                "2",
-                "-k",
-                "sync",
-                "-b",
-                f"127.0.0.1:{port}",
-                "--backlog",
-                "2048",
-                "exampleproject.wsgi:application",
-            ],
+            _gunicorn,
             workers=2,
             note="gunicorn sync workers (no keep-alive)",
         ),
@@ -231,20 +236,7 @@ COMPETITORS: dict[str, Competitor] = {
         ),
         Competitor(
             "nginx + gunicorn -w 2",
-            lambda port: [
-                sys.executable,
-                "-m",
-                "gunicorn",
-                "-w",
-                "2",
-                "-k",
-                "sync",
-                "-b",
-                f"127.0.0.1:{port}",
-                "--backlog",
-                "2048",
-                "exampleproject.wsgi:application",
-            ],
+            _gunicorn,
             workers=2,
             note="gunicorn sync workers behind nginx proxy_pass",
             front="http",

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import itertools
 import shutil
+import threading
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -150,3 +152,35 @@ def cloud_env(
         "EXAMPLE_SOLR_COLLECTION": f"c{solr_name}",
         "EXAMPLE_SOLR_CONFIGSET": f"c{solr_name}",
     }
+
+
+class CountLoop:
+    """Counts the documents of ``name`` over and over on a thread of its own, while the
+    block runs (a reindex with --swap): ``seen`` holds every count, ``errors`` the first
+    failure. Bounded by ``limit`` seconds in any case."""
+
+    def __init__(self, url: str, name: str, *, timeout: float, limit: float, join: float) -> None:
+        self.url, self.name, self.timeout, self.limit, self.join = url, name, timeout, limit, join
+        self.seen: list[int] = []
+        self.errors: list[BaseException] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        client = SolrClient(self.url, timeout=self.timeout)
+        deadline = time.monotonic() + self.limit
+        while not self._stop.is_set() and time.monotonic() < deadline:
+            try:
+                self.seen.append(client.count(self.name))
+            except BaseException as exc:
+                self.errors.append(exc)
+                return
+        client.close()
+
+    def __enter__(self) -> CountLoop:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=self.join)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import socket
-import threading
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -13,11 +12,11 @@ from django.test import override_settings
 from django.utils import timezone
 
 from django_devcommands.solr import indexer, local, schema
-from django_devcommands.solr.client import SolrClient
 from django_devcommands.solr.errors import SolrError
 from django_devcommands.solr.indexes import registry
 from django_devcommands.solr.search import search
 from tests.conftest import manage
+from tests.solr_fixtures import CountLoop
 
 pytestmark = pytest.mark.solr
 
@@ -154,31 +153,11 @@ def test_swap_under_a_concurrent_query_loop(solr_env, standalone_client, solr_na
     """Searches during a --swap reindex always see the full index, never 0 or a part."""
     ok(manage(solr_env, "solr", "--create"))
     ok(manage(solr_env, "solr", "--reindex"))
-    seen: list[int] = []
-    errors: list[BaseException] = []
-    stop = threading.Event()
-
-    def query_loop() -> None:
-        client = SolrClient(standalone_client.base_url, timeout=10)
-        deadline = time.monotonic() + 120
-        while not stop.is_set() and time.monotonic() < deadline:
-            try:
-                seen.append(client.count(solr_name))
-            except BaseException as exc:
-                errors.append(exc)
-                return
-        client.close()
-
-    thread = threading.Thread(target=query_loop, daemon=True)
-    thread.start()
-    try:
+    with CountLoop(standalone_client.base_url, solr_name, timeout=10, limit=120, join=15) as loop:
         out = ok(manage(solr_env, "solr", "--reindex", "--swap", "--batch-size", "5"))
-    finally:
-        stop.set()
-        thread.join(timeout=15)
     assert "Swapped" in out
-    assert not errors, errors
-    assert len(seen) > 5 and set(seen) == {25}
+    assert not loop.errors, loop.errors
+    assert len(loop.seen) > 5 and set(loop.seen) == {25}
     assert standalone_client.count(solr_name) == 25
     # The previous index is gone: only the live core carries this name.
     assert [c for c in standalone_client.core_names() if c.startswith(solr_name)] == [solr_name]

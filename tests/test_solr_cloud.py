@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import threading
-import time
-
 import pytest
 
 from django_devcommands.solr.client import SolrClient
 from tests.conftest import manage
+from tests.solr_fixtures import CountLoop
 from tests.test_solr import fail, ok
 
 pytestmark = pytest.mark.solr
@@ -34,31 +32,11 @@ def test_cloud_create_reindex_swap_sync(cloud_env, cloud_client, solr_cloud):
     assert sum(shard_counts) == 25 and all(shard_counts)
     assert "up to date" in ok(manage(cloud_env, "solr", "--sync-schema"))
 
-    seen: list[int] = []
-    errors: list[BaseException] = []
-    stop = threading.Event()
-
-    def query_loop() -> None:
-        client = SolrClient(solr_cloud.urls[1], timeout=30)
-        deadline = time.monotonic() + 180
-        while not stop.is_set() and time.monotonic() < deadline:
-            try:
-                seen.append(client.count(alias))
-            except BaseException as exc:
-                errors.append(exc)
-                return
-        client.close()
-
-    thread = threading.Thread(target=query_loop, daemon=True)
-    thread.start()
-    try:
+    with CountLoop(solr_cloud.urls[1], alias, timeout=30, limit=180, join=30) as loop:
         out = ok(manage(cloud_env, "solr", "--reindex", "--swap", "--batch-size", "5", timeout=240))
-    finally:
-        stop.set()
-        thread.join(timeout=30)
     assert "Swapped" in out
-    assert not errors, errors
-    assert seen and set(seen) == {25}
+    assert not loop.errors, loop.errors
+    assert loop.seen and set(loop.seen) == {25}
     second = cloud_client.aliases()[alias]
     assert second != first
     assert first not in cloud_client.collections()  # the old collection is removed
