@@ -78,7 +78,8 @@ def _check_debugger(raw: dict[str, Any]) -> list[CheckMessage]:
     """Debugger settings: ids devcommands.E4xx / W4xx."""
     from django.conf import settings
 
-    from django_devcommands.debugger import BACKENDS, is_loopback
+    from django_devcommands.debugger import BACKENDS
+    from django_devcommands.net import is_loopback
 
     def value(key: str) -> Any:
         return raw.get(key, DEFAULTS[key])
@@ -233,7 +234,7 @@ def _solr_error(key: str, message: str, hint: str | None, id: str) -> Error:
 
 def check_solr_settings(values: dict[str, Any]) -> list[CheckMessage]:
     """Validate the SOLR_* settings (ids devcommands.E301-E309, W301)."""
-    from django_devcommands.debugger import is_loopback
+    from django_devcommands.net import is_loopback
 
     errors: list[CheckMessage] = []
     url = values["SOLR_URL"]

@@ -19,7 +19,6 @@ logger (warnings reach stderr even without logging configuration).
 from __future__ import annotations
 
 import contextlib
-import ipaddress
 import logging
 import os
 import pdb
@@ -43,6 +42,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 
 from django_devcommands import shells
 from django_devcommands.conf import conf
+from django_devcommands.net import is_loopback
 
 logger = logging.getLogger("django_devcommands.debugger")
 
@@ -124,16 +124,6 @@ def has_terminal(stdin: Any = None, stdout: Any = None) -> bool:
     try:
         return all(stream is not None and stream.isatty() for stream in streams)
     except (AttributeError, ValueError, OSError):
-        return False
-
-
-def is_loopback(host: str) -> bool:
-    """``localhost`` or a loopback IP literal (127.0.0.0/8, ::1)."""
-    if host.strip().lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip().strip("[]")).is_loopback
-    except ValueError:
         return False
 
 

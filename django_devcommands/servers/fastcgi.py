@@ -839,7 +839,7 @@ def launch(resolved: o.Resolved, *, stdout: TextIO, stderr: TextIO) -> int:
         )
 
     require_flup()
-    from django_devcommands.debugger import is_loopback
+    from django_devcommands.net import is_loopback
 
     if values["host"] and not is_loopback(values["host"]):
         stderr.write(

@@ -360,7 +360,7 @@ def launch(resolved: o.Resolved, *, stdout: TextIO, stderr: TextIO) -> int:
     from django.conf import settings
 
     from django_devcommands.conf import conf
-    from django_devcommands.debugger import is_loopback
+    from django_devcommands.net import is_loopback
     from django_devcommands.servers import process
 
     resolved = SPEC.with_project_defaults(
