@@ -312,6 +312,7 @@ def test_missing_repl_falls_back_with_one_line(pty, hide, target_env, command, m
     child.expect(">>> ")
     child.sendline("x + 1")
     child.expect("2")
+    child.expect(">>> ")  # EOF typed before the next prompt can be swallowed by readline
     child.sendeof()
     child.expect(PROMPT)
     child.sendline("c")
@@ -361,6 +362,7 @@ def test_breakpoint_in_a_worker_thread(pty):
     child.sendline("S")  # a console outside the main thread: no signal-handler crash
     child.expect(">>> ")
     child.sendline("x = 5")
+    child.expect(">>> ")  # EOF typed before the next prompt can be swallowed by readline
     child.sendeof()
     child.expect(PROMPT)
     child.sendline("c")
