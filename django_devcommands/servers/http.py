@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import selectors
 import socket
 import sys
 import threading
@@ -190,6 +191,7 @@ class CherootEngine:
         )
 
     def serve(self, sock: socket.socket, worker: supervisor.Worker) -> None:
+        from cheroot import server as server_module
         from cheroot import wsgi
 
         class Server(wsgi.Server):
@@ -202,6 +204,14 @@ class CherootEngine:
             def bind_unix_socket(self, bind_addr: Any) -> socket.socket:
                 self.socket = sock
                 return sock
+
+            @property
+            def can_add_keepalive_connection(self) -> bool:
+                # cheroot counts its idle connections under the selector's lock after
+                # every response: with ten threads sharing the GIL, that lock convoys
+                # (13% of a busy worker's GIL time, py-spy). The worker's lock-free
+                # count of its open connections bounds the idle ones.
+                return bool(self.ready) and worker.connections <= self.keep_alive_conn_limit
 
             def process_conn(self, conn: Any) -> None:
                 # cheroot hands a new connection straight to a thread, which then
@@ -242,6 +252,22 @@ class CherootEngine:
                 real.write(b"".join(parts))
                 return None
 
+        class Connection(server_module.HTTPConnection):
+            """Counted while open: the worker's load, for :meth:`~.Worker.may_accept`."""
+
+            def __init__(self, *args: Any, **kwargs: Any) -> None:
+                super().__init__(*args, **kwargs)
+                self._counted = True
+                worker.connection_opened()
+
+            def close(self) -> None:
+                try:
+                    super().close()
+                finally:
+                    if getattr(self, "_counted", False):
+                        self._counted = False
+                        worker.connection_closed()
+
         address = sock.getsockname()
         server = Server(
             address if isinstance(address, str) else address[:2],
@@ -257,11 +283,16 @@ class CherootEngine:
         # selector, not a thread: allow up to half the descriptors we may open.
         server.keep_alive_conn_limit = keepalive_limit()
         server.gateway = Gateway
+        server.ConnectionClass = Connection
         server.max_request_header_size = self.max_request_header_size
         server.max_request_body_size = self.max_request_body_size
         if self.ssl_certificate:
             server.ssl_adapter = self._ssl_adapter()
         server.prepare()
+        cheroot_server: Any = server  # the stubs leave out the connection manager
+        unbalanced = cheroot_server._connections
+        cheroot_server._connections = _balanced_manager(server, worker)
+        unbalanced._selector.close()
         # Every worker wakes up for each new connection and one wins: the others
         # must not wait in accept() (cheroot's 1 s timeout) with keep-alive
         # connections ready to be read.
@@ -300,6 +331,95 @@ class CherootEngine:
                 break
             time.sleep(0.02)
         server.stop()
+
+
+#: Seconds a worker leaves a new connection to a less busy peer before looking again,
+#: and the longest it keeps doing so before it accepts the connection itself.
+DEFER_SECONDS = 0.002
+MAX_DEFER_SECONDS = 0.02
+
+
+def _balanced_manager(server: Any, worker: supervisor.Worker) -> Any:
+    """cheroot's connection manager, leaving new connections to less busy workers.
+
+    When :meth:`~.Worker.may_accept` says a peer holds fewer connections, the
+    listening socket leaves this worker's selector for ``DEFER_SECONDS`` (rather
+    than being reported readable again at once), so the peer accepts. After
+    ``MAX_DEFER_SECONDS`` of deferring, the worker accepts anyway: a peer that
+    looked idle but does not accept costs a connection that much delay at most.
+    """
+    from cheroot import connections
+
+    base: Any = connections.ConnectionManager  # the stubs leave out what is overridden
+
+    class BalancedManager(base):
+        def __init__(self, server: Any) -> None:
+            super().__init__(server)
+            inner: Any = self.__dict__["_selector"]
+            self._selector = _PausableListener(inner, server.socket.fileno(), server)
+            self._deferring_since: float | None = None
+            self._last_defer = 0.0
+
+        def _from_server_socket(self, server_socket: socket.socket) -> Any:
+            now = time.monotonic()
+            if now - self._last_defer > 2 * DEFER_SECONDS + 0.01:
+                self._deferring_since = None  # the last deferral was for another wave
+            since = self._deferring_since
+            if (since is None or now - since < MAX_DEFER_SECONDS) and not worker.may_accept():
+                self._deferring_since = now if since is None else since
+                self._last_defer = now
+                self._selector.pause(DEFER_SECONDS)
+                return None
+            self._deferring_since = None
+            return super()._from_server_socket(server_socket)
+
+    return BalancedManager(server)
+
+
+class _PausableListener:
+    """cheroot's selector, with the listening socket taken out of it for a moment."""
+
+    def __init__(self, selector: Any, fd: int, data: Any) -> None:
+        self._selector = selector
+        self._fd = fd
+        self._data = data
+        self._lock = threading.Lock()
+        self._resume_at: float | None = None
+        self._closed = False
+
+    def pause(self, seconds: float) -> None:
+        with self._lock:
+            if self._resume_at is None and not self._closed:
+                self._selector.unregister(self._fd)
+                self._resume_at = time.monotonic() + seconds
+
+    def select(self, timeout: float | None = None) -> Any:
+        with self._lock:
+            if self._resume_at is not None:
+                left = self._resume_at - time.monotonic()
+                if left <= 0:
+                    self._selector.register(self._fd, selectors.EVENT_READ, data=self._data)
+                    self._resume_at = None
+                elif timeout is None or left < timeout:
+                    timeout = left
+        return self._selector.select(timeout)
+
+    def unregister(self, fileobj: Any) -> Any:
+        with self._lock:
+            if fileobj == self._fd:
+                # The engine stops accepting: never put the listening socket back.
+                self._closed = True
+                if self._resume_at is not None:
+                    self._resume_at = None
+                    return None
+        return self._selector.unregister(fileobj)
+
+    def __len__(self) -> int:
+        # cheroot counts its connections as len(selector) - 1 (the listening socket).
+        return len(self._selector) + (self._resume_at is not None)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._selector, name)
 
 
 def _has_input(sock: socket.socket) -> bool:

@@ -193,25 +193,54 @@ def describe_address(sock: socket.socket, scheme: str = "http") -> str:
 
 
 class Heartbeat:
-    """One slot per worker in anonymous shared memory: the time of its last beat."""
+    """One slot per worker in anonymous shared memory, written by the worker and read by
+    the master and the other workers: the time of its last beat, how many connections
+    it holds, and whether it takes new ones (for :meth:`Worker.may_accept`)."""
+
+    _SLOT = struct.Struct("dii")  # beat, open connections, accepting
 
     def __init__(self, slots: int = _SLOTS) -> None:
-        self._map = mmap.mmap(-1, 8 * slots)
+        size = self._SLOT.size
+        # After the slots: how many slots were ever taken (workers forked earlier
+        # read it to find workers forked later).
+        self._map = mmap.mmap(-1, size * slots + 8)
+        self._high = size * slots
         self._free = list(range(slots - 1, -1, -1))
 
     def take(self) -> int:
         slot = self._free.pop()
-        struct.pack_into("d", self._map, slot * 8, 0.0)
+        self._SLOT.pack_into(self._map, slot * self._SLOT.size, 0.0, 0, 0)
+        if slot >= self.slots_in_use():
+            struct.pack_into("q", self._map, self._high, slot + 1)
         return slot
 
     def give_back(self, slot: int) -> None:
+        self.set_load(slot, 0, accepting=False)
         self._free.append(slot)
 
+    def slots_in_use(self) -> int:
+        return struct.unpack_from("q", self._map, self._high)[0]
+
     def beat(self, slot: int) -> None:
-        struct.pack_into("d", self._map, slot * 8, time.monotonic())
+        struct.pack_into("d", self._map, slot * self._SLOT.size, time.monotonic())
 
     def last(self, slot: int) -> float:
-        return struct.unpack_from("d", self._map, slot * 8)[0]
+        return struct.unpack_from("d", self._map, slot * self._SLOT.size)[0]
+
+    def set_load(self, slot: int, connections: int, *, accepting: bool) -> None:
+        struct.pack_into("ii", self._map, slot * self._SLOT.size + 8, connections, accepting)
+
+    def least_load(self, exclude: int, fresh_since: float) -> int | None:
+        """The fewest connections any other accepting worker that beat after
+        ``fresh_since`` holds; None when there is no such worker."""
+        least = None
+        for slot in range(self.slots_in_use()):
+            if slot == exclude:
+                continue
+            beat, connections, accepting = self._SLOT.unpack_from(self._map, slot * self._SLOT.size)
+            if accepting and beat > fresh_since and (least is None or connections < least):
+                least = connections
+        return least
 
 
 @dataclass
@@ -230,6 +259,8 @@ class Worker:
     standalone: bool = False
     reload_requested: bool = False
     requests: int = 0
+    #: Connections this worker holds open (counted by the engine, for balancing).
+    connections: int = 0
     _in_flight: dict[int, float] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _stopper: threading.Thread | None = None
@@ -242,6 +273,40 @@ class Worker:
         self._ready.set()
         if self.heartbeat is not None:
             self.heartbeat.beat(self.slot)
+            self._publish()
+
+    def connection_opened(self) -> None:
+        """The engine accepted a connection (see :meth:`may_accept`)."""
+        with self._lock:
+            self.connections += 1
+            self._publish()
+
+    def connection_closed(self) -> None:
+        with self._lock:
+            self.connections -= 1
+            self._publish()
+
+    def _publish(self) -> None:
+        if self.heartbeat is not None:
+            accepting = self._ready.is_set() and self._stopper is None
+            self.heartbeat.set_load(self.slot, self.connections, accepting=accepting)
+
+    def may_accept(self) -> bool:
+        """Whether this worker should take the next connection now, or leave it to a peer.
+
+        Workers share one listening socket and all wake up for a new connection;
+        whichever accepts first keeps it, for as long as the client keeps it alive.
+        Left alone, one worker can end up with most of the connections while its
+        peers idle (seen with 46 of 50 wrk connections on one of two workers): so a
+        worker holding more connections than the least busy live peer defers, and
+        that peer takes it. The engine bounds how long it defers, so a peer that
+        does not accept after all (busy, stuck) only delays a connection a little.
+        """
+        if self.heartbeat is None or self._stopper is not None:
+            return True
+        fresh = time.monotonic() - 3 * self._beat_interval()
+        least = self.heartbeat.least_load(self.slot, fresh)
+        return least is None or self.connections <= least
 
     def wrap_wsgi(self, app: Callable[..., Any]) -> Callable[..., Any]:
         """``app`` counted for ``max_requests`` and tracked for the health check."""
@@ -292,6 +357,7 @@ class Worker:
             name="graceful-stop",
             daemon=True,
         )
+        self._publish()  # peers stop leaving new connections to this worker
         self._stopper.start()
 
     def _on_stop_signal(self, signum: int, frame: object) -> None:
@@ -302,9 +368,12 @@ class Worker:
             self.reload_requested = True
             self.shutdown()
 
+    def _beat_interval(self) -> float:
+        return max(0.05, min(1.0, self.timeout / 4)) if self.timeout > 0 else 1.0
+
     def _beat_forever(self) -> None:
         assert self.heartbeat is not None
-        interval = max(0.05, min(1.0, self.timeout / 4)) if self.timeout > 0 else 1.0
+        interval = self._beat_interval()
         while True:
             time.sleep(interval)
             if self._ready.is_set() and self.healthy():
