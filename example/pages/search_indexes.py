@@ -10,7 +10,9 @@ class PageIndex(indexes.SearchIndex):
     updated_field = "updated"
 
     title = indexes.TextField()
-    body = indexes.TextField(stored=False)
+    # Searched through the catch-all ``text`` field (the search page's default field):
+    # indexing it on its own as well would make Solr analyze every body twice.
+    body = indexes.TextField(stored=False, indexed=False)
     slug = indexes.StringField()
     published = indexes.DateField()
     words = indexes.IntField(copy_to_text=False)
