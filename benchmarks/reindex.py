@@ -34,7 +34,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "example"
 VENV = Path(os.path.expanduser("~/.cache/django-devcommands/bench-reindex-venv"))
-REQUIREMENTS = ["Django>=5.2,<5.3", "django-haystack>=3.3", "pysolr>=3.9", "requests>=2.28"]
+REQUIREMENTS = [
+    "Django>=5.2,<5.3",
+    "django-haystack>=3.3",
+    "pysolr>=3.9",
+    "requests>=2.28",
+    "orjson>=3.9",  # our solr extra's JSON encoder
+]
 BATCH = 1000
 
 
@@ -42,14 +48,15 @@ def ensure_environment() -> None:
     """Re-run under a virtualenv that has django-haystack, creating it on first use."""
     from importlib.util import find_spec
 
-    if not all(find_spec(m) for m in ("haystack", "pysolr", "requests", "django")):
+    if not all(find_spec(m) for m in ("haystack", "pysolr", "requests", "django", "orjson")):
         python = VENV / "bin" / "python"
-        if not python.exists():
-            print(f"creating {VENV} with {', '.join(REQUIREMENTS)}", flush=True)
-            venv.create(VENV, with_pip=True)
-            subprocess.run([str(python), "-m", "pip", "install", "-q", *REQUIREMENTS], check=True)
         if Path(sys.executable).resolve() == python.resolve():
-            sys.exit("django-haystack is still missing from the benchmark virtualenv")
+            sys.exit(f"the benchmark virtualenv {VENV} still lacks one of {REQUIREMENTS}")
+        if not python.exists():
+            print(f"creating {VENV}", flush=True)
+            venv.create(VENV, with_pip=True)
+        print(f"installing {', '.join(REQUIREMENTS)} into {VENV}", flush=True)
+        subprocess.run([str(python), "-m", "pip", "install", "-q", *REQUIREMENTS], check=True)
         os.execv(str(python), [str(python), *sys.argv])
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import datetime
+import decimal
 import json
 from xml.etree import ElementTree
 
@@ -132,6 +133,83 @@ def test_prepare_builds_the_document():
     }
     # Only the columns the fields read are loaded (the prepare_words hook reads body).
     assert index.load_fields() == ["body", "id", "published", "slug", "title"]
+
+
+def test_prepare_takes_the_general_path_whenever_the_fast_one_would_differ():
+    # prepare() puts a plain column's value straight into the document when it already
+    # has the field's type; everything else must still be converted as before.
+    class Shout(ix.TextField):
+        def convert(self, value):
+            return str(value).upper()
+
+    class Mixed(ix.SearchIndex):
+        model = Page
+        title = Shout()  # a subclass with its own convert(): never taken as is
+        slug = ix.IntField(model_attr="pk")  # an int column into an int field
+        published = ix.BooleanField(model_attr="title")  # a str into a boolean field
+        body = ix.TextField(model_attr="get_absolute_url")  # a method: called
+        words = ix.FloatField(model_attr="body", multi_valued=True)
+        tags = ix.StringField(model_attr="slug", multi_valued=True)
+
+    index = Mixed()
+    page = Page(pk=7, title="quiet", slug="a-b", body="1.5", published=None)
+    assert index.prepare(page) == {
+        "id": "pages.page.7",
+        "django_ct": "pages.page",
+        "django_id": "7",
+        "title": "QUIET",
+        "slug": 7,
+        "published": True,
+        "body": page.get_absolute_url(),
+        "words": [1.5],
+        "tags": ["a-b"],
+    }
+
+    class Reads(ix.SearchIndex):  # an index overriding read() sees every field
+        model = Page
+        title = ix.TextField()
+
+        def read(self, obj, field):
+            return "read: " + obj.title
+
+    assert Reads().prepare(page)["title"] == "read: quiet"
+    pk_true = Page(pk=8, title="t", slug="s", body="2")
+    pk_true.pk = True  # bool is an int subclass: converted, not taken as is
+    assert type(Mixed().prepare(pk_true)["slug"]) is int
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_json_encoders_agree(fast):
+    docs = [
+        {
+            "id": "pages.page.1",
+            "title": 'Ünïcode "quoted" \\ and \n newline',
+            "n": 3,
+            "x": 1.25,
+            "b": True,
+            "when": datetime.datetime(2024, 5, 6, 7, 8, 9, tzinfo=datetime.timezone.utc),
+            "day": datetime.date(2024, 5, 6),
+            "amount": decimal.Decimal("1.10"),
+            "many": ["a", "b"],
+        }
+    ]
+    encode = indexer.json_encoder(fast=fast)
+    assert encode.__name__ == ("fast_dumps" if fast else "dumps")  # orjson: the solr extra
+    body = encode(docs)
+    assert isinstance(body, bytes)
+    assert json.loads(body) == json.loads(indexer.json_encoder(fast=False)(docs))
+    assert json.loads(body)[0]["when"] == "2024-05-06T07:08:09.000Z"
+    assert json.loads(body)[0]["day"] == "2024-05-06T00:00:00Z"
+    assert json.loads(body)[0]["amount"] == "1.10"
+
+
+def test_json_encoder_falls_back_without_orjson(monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "orjson", None)  # import orjson now fails
+    encode = indexer.json_encoder()
+    assert encode.__name__ == "dumps"
+    assert json.loads(encode([{"a": "é"}])) == [{"a": "é"}]
 
 
 def _only(index_class: type) -> ix.Registry:

@@ -204,6 +204,17 @@ def format_date(value: Any) -> str:
     raise TypeError(f"not a date: {value!r}")
 
 
+#: Field kinds whose convert() returns a value of this exact type unchanged.
+_AS_IS: dict[str, type] = {
+    "text": str,
+    "string": str,
+    "int": int,
+    "long": int,
+    "float": float,
+    "double": float,
+    "boolean": bool,
+}
+
 FIELD_CLASSES: dict[str, type[Field]] = {
     cls.kind: cls
     for cls in (
@@ -305,25 +316,52 @@ class SearchIndex(metaclass=SearchIndexMeta):
             value = list(value.all())
         return value
 
-    def _readers(self) -> list[tuple[str, Field, Any]]:
-        """(name, field, hook or None) per field, looked up once rather than per row."""
+    def _readers(self) -> list[tuple[str, Field, Any, str | None, type | None]]:
+        """Per field, looked up once rather than per row: (name, field, hook or None,
+        the attribute to read directly or None, the one Python type that goes into the
+        document as it is or None)."""
         readers = self.__dict__.get("_readers_cache")
         if readers is None:
-            readers = [
-                (name, field, getattr(self, f"prepare_{name}", None))
-                for name, field in self.fields.items()
-            ]
+            default_read = type(self).read is SearchIndex.read
+            readers = []
+            for name, field in self.fields.items():
+                hook = getattr(self, f"prepare_{name}", None)
+                direct = hook is None and default_read and "." not in field.attr
+                stock = (
+                    type(field).convert is getattr(FIELD_CLASSES.get(field.kind), "convert", None)
+                    and type(field).to_solr is Field.to_solr
+                )  # a Field subclass converting values its own way takes the general path
+                as_is = _AS_IS.get(field.kind) if stock and not field.multi_valued else None
+                readers.append((name, field, hook, field.attr if direct else None, as_is))
             self.__dict__["_readers_cache"] = readers
         return readers
 
     def prepare(self, obj: models.Model) -> dict[str, Any]:
-        """The Solr document of one row (the ``prepare_<field>`` hooks win)."""
+        """The Solr document of one row (the ``prepare_<field>`` hooks win).
+
+        A reindex calls this for every row, so the common case (a plain column whose
+        value already has the field's type, such as a ``str`` for a text field) skips
+        :meth:`read` and :meth:`Field.to_solr`; anything else takes the general path.
+        """
         label = self.label()
         pk = obj.pk
         doc: dict[str, Any] = {ID_FIELD: f"{label}.{pk}", CT_FIELD: label, PK_FIELD: str(pk)}
-        for name, field, hook in self._readers():
-            value = hook(obj) if hook is not None else self.read(obj, field)
+        for name, field, hook, attr, as_is in self._readers():
+            if hook is not None:
+                value = hook(obj)
+            elif attr is not None:
+                value = getattr(obj, attr, None)
+                if as_is is not None and type(value) is as_is:
+                    doc[name] = value
+                    continue
+                if callable(value) or isinstance(value, (decimal.Decimal, models.Manager)):
+                    value = self.read(obj, field)
+            else:
+                value = self.read(obj, field)
             if value is None:
+                continue
+            if as_is is not None and type(value) is as_is:
+                doc[name] = value
                 continue
             value = field.to_solr(value)
             if value is not None and value != []:
