@@ -1,6 +1,7 @@
 """Views that report the request Django saw, for runfcgi's tests behind real nginx.
 
-``/echo/...`` answers JSON describing ``request``; ``/slow/?s=N`` sleeps; and the
+``/echo/...`` answers JSON describing ``request``; ``/slow/?s=N`` sleeps; ``/spin/?ms=N``
+keeps the CPU busy; and the
 WSGI ``application`` raises for ``/__crash__`` before Django sees the request, so
 the server's own error page shows (flup's ``error()`` path).
 """
@@ -64,8 +65,30 @@ def barrier(request: HttpRequest) -> HttpResponse:
     return HttpResponse(f"met {os.getpid()}")
 
 
+_inside = 0
+_inside_lock = threading.Lock()
+
+
+def spin(request: HttpRequest) -> HttpResponse:
+    """Keeps the CPU busy for ``ms`` milliseconds; answers how many requests were
+    inside this process (this one included) when it started."""
+    global _inside
+    with _inside_lock:
+        _inside += 1
+        inside = _inside
+    try:
+        deadline = time.perf_counter() + float(request.GET.get("ms", "20")) / 1000
+        while time.perf_counter() < deadline:
+            pass
+    finally:
+        with _inside_lock:
+            _inside -= 1
+    return HttpResponse(f"inside {inside}")
+
+
 urlpatterns = [
     path("barrier/", barrier),
+    path("spin/", spin),
     path("echo/", echo, name="echo-root"),
     re_path(r"^echo/(?P<rest>.*)$", echo),
     path("slow/", slow),

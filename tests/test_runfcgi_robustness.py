@@ -164,6 +164,43 @@ def test_fcgi_records_split_across_writes_and_keepalive(runfcgi):
     assert data.count(b"Status: 200") == 2
 
 
+def test_cpu_bound_requests_run_fewer_at_once_and_waiting_ones_still_meet(runfcgi):
+    """Once the worker uses a whole core, it serves fewer requests at once (the GIL
+    gives more threads nothing to do); when the requests wait on something instead,
+    the limit rises again, so requests that must meet still meet."""
+    server = runfcgi("protocol=scgi", "workers=1", "threads=4")
+
+    def spin(_: object) -> tuple[float, int]:
+        status, _, body = parse_cgi_response(
+            scgi_request(server.address, {"REQUEST_URI": "/spin/?ms=30", "QUERY_STRING": "ms=30"})
+        )
+        assert status == 200
+        return time.monotonic(), int(body.split()[1])
+
+    started = time.monotonic()
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        answers: list[tuple[float, int]] = []
+        while time.monotonic() - started < 3.0:
+            answers += pool.map(spin, range(8))
+    late = [inside for when, inside in answers if when - started > 2.0]
+    early_max = max(inside for when, inside in answers if when - started < 0.5)
+    assert early_max >= 3, answers[:20]  # four threads, eight clients: all busy at first
+    # One at a time by then (without the limit: one to four, 1 in about 4 answers).
+    assert late and late.count(1) >= 0.8 * len(late), late
+
+    def meet(_: object) -> int:
+        query = "n=4&timeout=5"
+        status, _, _ = parse_cgi_response(
+            scgi_request(
+                server.address, {"REQUEST_URI": f"/barrier/?{query}", "QUERY_STRING": query}
+            )
+        )
+        return status
+
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        assert list(pool.map(meet, range(4))) == [200] * 4
+
+
 # -- flup's Python 3 bugs, absent -------------------------------------------------------
 
 

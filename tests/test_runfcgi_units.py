@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 from django.test import override_settings
@@ -118,6 +119,59 @@ def test_thread_pool_grows_to_max_and_trims_to_max_spare():
     wait_until(lambda: pool.busy == 0 and pool.threads == 1, 10, message="idle threads to retire")
     assert pool.idle == 1
     assert pool.drain(10)
+
+
+def test_thread_pool_wakes_the_most_recently_idle_thread():
+    # A shared condition wakes the thread idle longest, rotating one-at-a-time jobs over
+    # every thread (cold caches); the pool hands each to the thread that ran the last.
+    pool = fastcgi.ThreadPool(max_threads=6, min_spare=4, max_spare=6, retire_after=60)
+    ran: list[str] = []
+    done = threading.Semaphore(0)
+
+    class Job:
+        def run(self) -> None:
+            ran.append(threading.current_thread().name + str(threading.get_ident()))
+            done.release()
+
+    for _ in range(12):
+        assert pool.free(5)
+        pool.submit(Job())
+        assert done.acquire(timeout=10)
+        wait_until(lambda: pool.busy == 0, 10, message="the job to finish")
+    assert pool.threads >= 4
+    assert len(set(ran[1:])) == 1, ran
+    assert pool.drain(10)
+
+
+def _burn(seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        pass
+
+
+def test_concurrency_limit_follows_the_cpu_the_process_gets():
+    from django_devcommands.servers.supervisor import Concurrency
+
+    limit = Concurrency(threads=3)
+    assert limit.limit == 3
+    waiting = [False]
+    for expected in (2, 1, 1):  # a busy core: one fewer per window, down to one
+        _burn(limit.WINDOW * 1.5)
+        limit.tick(busy=3, waiting=lambda: True)
+        assert limit.limit == expected
+    time.sleep(limit.WINDOW * 1.5)
+    limit.tick(busy=1, waiting=lambda: waiting[0])
+    assert limit.limit == 1  # idle, but nothing waits: no reason to grow
+    time.sleep(limit.WINDOW * 1.5)
+    limit.tick(busy=0, waiting=lambda: True)
+    assert limit.limit == 1  # requests wait, but the admitted ones are not all busy
+    waiting[0] = True
+    for expected in (2, 3, 3):  # idle with requests waiting: one more, up to the threads
+        time.sleep(limit.WINDOW * 1.5)
+        limit.tick(busy=limit.limit, waiting=lambda: waiting[0])
+        assert limit.limit == expected
+    limit.tick(busy=3, waiting=lambda: True)  # within the window: nothing moves
+    assert limit.limit == 3
 
 
 @pytest.mark.parametrize(
