@@ -6,6 +6,7 @@ plus "threads" and "fail_flag": a path that, while it exists, makes workers fail
 
   /            -> "pid <worker pid>"
   /sleep?s=N&mark=PATH -> touches PATH, sleeps N seconds, answers the pid
+  /spin?ms=N   -> keeps the CPU busy N ms, answers "inside K" (requests in the app then)
   /exit        -> the worker exits at once (crash)
   /hang        -> blocks forever (a stuck thread)
 
@@ -28,6 +29,28 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from django_devcommands.servers import supervisor
 from django_devcommands.servers.http import CherootEngine
 
+_inside = 0
+_inside_lock = threading.Lock()
+
+
+def spin(query, start_response):
+    """Keeps the CPU busy for ``ms`` ms; answers how many requests were inside the app
+    of this process (this one included) when it started."""
+    global _inside
+    with _inside_lock:
+        _inside += 1
+        inside = _inside
+    try:
+        deadline = time.perf_counter() + float(query.get("ms", ["20"])[0]) / 1000
+        while time.perf_counter() < deadline:
+            pass
+    finally:
+        with _inside_lock:
+            _inside -= 1
+    body = f"inside {inside}".encode()
+    start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
+    return [body]
+
 
 def make_app(fail_flag: str | None):
     if fail_flag and os.path.exists(fail_flag):
@@ -40,6 +63,8 @@ def make_app(fail_flag: str | None):
             if "mark" in query:
                 Path(query["mark"][0]).touch()
             time.sleep(float(query["s"][0]))
+        elif path == "/spin":
+            return spin(query, start_response)
         elif path == "/exit":
             os._exit(1)
         elif path == "/hang":

@@ -314,3 +314,40 @@ def test_heartbeat_reports_the_least_busy_live_accepting_peer() -> None:
     board.give_back(idle)
     assert board.least_load(me, since) == 9
     assert board.least_load(me, time.monotonic() + 1) is None  # every beat is too old
+
+
+def test_cheroot_worker_serves_fewer_at_once_while_cpu_bound_and_more_when_waiting(
+    app_server,
+) -> None:
+    """Keep-alive clients of a worker whose process already uses a whole core are served
+    one at a time (in order); requests that sleep are served all at once again."""
+    import http.client
+    from concurrent.futures import ThreadPoolExecutor
+    from urllib.parse import urlsplit
+
+    server = app_server(workers=1, threads=4)
+    parts = urlsplit(server.url)
+
+    def client(seconds: float) -> list[tuple[float, int]]:
+        conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=20)
+        seen = []
+        deadline = time.monotonic() + seconds
+        try:
+            while time.monotonic() < deadline:
+                conn.request("GET", "/spin?ms=30")
+                seen.append((time.monotonic(), int(conn.getresponse().read().split()[1])))
+        finally:
+            conn.close()
+        return seen
+
+    started = time.monotonic()
+    with ThreadPoolExecutor(8) as pool:
+        answers = [a for seen in pool.map(client, [3.0] * 8) for a in seen]
+    early = [n for when, n in answers if when - started < 0.5]
+    late = [n for when, n in answers if when - started > 2.0]
+    assert max(early) >= 3, early
+    assert late and late.count(1) >= 0.8 * len(late), late
+    with ThreadPoolExecutor(4) as pool:  # sleeping requests: all four at once again
+        begin = time.monotonic()
+        list(pool.map(lambda _: get(server.url + "sleep?s=1"), range(4)))
+        assert time.monotonic() - begin < 2.5

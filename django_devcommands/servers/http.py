@@ -9,6 +9,7 @@ files through Django's ``StaticFilesHandler`` (DEBUG) or WhiteNoise
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import os
 import selectors
@@ -117,6 +118,7 @@ class CherootEngine:
 
     def __post_init__(self) -> None:
         self._server: Any = None
+        self._gate: _Gate | None = None
         self._stop_requested = threading.Event()
 
     @property
@@ -194,6 +196,12 @@ class CherootEngine:
         from cheroot import server as server_module
         from cheroot import wsgi
 
+        def dispatch(conn: Any) -> None:
+            wsgi.Server.process_conn(server, conn)
+
+        gate = _Gate(self.threads, dispatch)
+        self._gate = gate
+
         class Server(wsgi.Server):
             """cheroot on a socket bound before forking (shared by every worker)."""
 
@@ -230,7 +238,11 @@ class CherootEngine:
                     conn._waited = True
                     self._connections.put(conn)  # type: ignore[attr-defined]
                     return
-                super().process_conn(conn)
+                gate.admit(conn)
+
+            def put_conn(self, conn: Any) -> None:
+                gate.done(conn)  # its request is served: the next may start
+                super().put_conn(conn)
 
         class Gateway(wsgi.Gateway_10):
             """Sends the status line and headers in one write with the first body chunk.
@@ -264,6 +276,7 @@ class CherootEngine:
                 try:
                     super().close()
                 finally:
+                    gate.done(self)
                     if getattr(self, "_counted", False):
                         self._counted = False
                         worker.connection_closed()
@@ -288,10 +301,11 @@ class CherootEngine:
         server.max_request_body_size = self.max_request_body_size
         if self.ssl_certificate:
             server.ssl_adapter = self._ssl_adapter()
+        _warm_thread_pool(server.requests)  # before prepare() starts the threads
         server.prepare()
         cheroot_server: Any = server  # the stubs leave out the connection manager
         unbalanced = cheroot_server._connections
-        cheroot_server._connections = _balanced_manager(server, worker)
+        cheroot_server._connections = _balanced_manager(server, worker, gate)
         unbalanced._selector.close()
         # Every worker wakes up for each new connection and one wins: the others
         # must not wait in accept() (cheroot's 1 s timeout) with keep-alive
@@ -313,6 +327,8 @@ class CherootEngine:
         others, and waits (briefly) until each connection it holds has had a request.
         """
         self._stop_requested.set()
+        if self._gate is not None:
+            self._gate.stop_gating()  # requests held back are served, not dropped
         server = self._server
         if server is None or not server.ready:
             return
@@ -333,13 +349,113 @@ class CherootEngine:
         server.stop()
 
 
+class _Gate:
+    """Connections with a request to serve wait here, in order of arrival, while the
+    worker already serves as many requests as :class:`.supervisor.Concurrency` allows
+    (all its threads while they wait on I/O, fewer while the process uses a whole
+    core). Without it, ten threads share the GIL on CPU-bound pages: 3 % more CPU
+    per request than four, and a p99 latency twice the p50."""
+
+    def __init__(self, threads: int, dispatch: Callable[[Any], None]) -> None:
+        self.concurrency = supervisor.Concurrency(threads)
+        self.window = self.concurrency.WINDOW
+        self._dispatch = dispatch
+        self._lock = threading.Lock()
+        self._held: collections.deque[Any] = collections.deque()
+        self._gating = threads > 1
+        self.in_service = 0
+
+    def waiting(self) -> bool:
+        return bool(self._held)
+
+    def admit(self, conn: Any) -> None:
+        with self._lock:
+            self.concurrency.tick(self.in_service, self.waiting)
+            if self._gating and (self._held or self.in_service >= self.concurrency.limit):
+                self._held.append(conn)
+                return
+            self.in_service += 1
+            conn._in_service = True
+        self._dispatch(conn)
+
+    def done(self, conn: Any) -> None:
+        """``conn``'s request is answered (kept alive or closed)."""
+        with self._lock:
+            if not getattr(conn, "_in_service", False):
+                return
+            conn._in_service = False
+            self.in_service -= 1
+        self.release()
+
+    def release(self) -> None:
+        """Start the held requests the limit allows now."""
+        ready = []
+        with self._lock:
+            self.concurrency.tick(self.in_service, self.waiting)
+            while self._held and (not self._gating or self.in_service < self.concurrency.limit):
+                conn = self._held.popleft()
+                conn._in_service = True
+                self.in_service += 1
+                ready.append(conn)
+        for conn in ready:
+            self._dispatch(conn)
+
+    def stop_gating(self) -> None:
+        self._gating = False
+        self.release()
+
+
+class _WarmQueue:
+    """cheroot's request queue, handing each connection to the thread idle most recently.
+
+    ``queue.Queue`` wakes the thread that has waited longest, so a worker serving one
+    request at a time would rotate it over all its threads, each with cold caches.
+    Items still come out in order of arrival.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._items: collections.deque[Any] = collections.deque()
+        self._sleepers: list[threading.Condition] = []
+        self._mine = threading.local()
+
+    def put(self, item: Any, block: bool = True, timeout: float | None = None) -> None:
+        with self._lock:
+            self._items.append(item)
+            if self._sleepers:
+                self._sleepers.pop().notify()
+
+    def get(self, block: bool = True, timeout: float | None = None) -> Any:
+        mine = getattr(self._mine, "condition", None)
+        if mine is None:
+            mine = self._mine.condition = threading.Condition(self._lock)
+        with self._lock:
+            while not self._items:
+                self._sleepers.append(mine)
+                mine.wait()
+                if mine in self._sleepers:
+                    self._sleepers.remove(mine)
+            return self._items.popleft()
+
+    def qsize(self) -> int:
+        return len(self._items)
+
+
+def _warm_thread_pool(pool: Any) -> None:
+    """Give cheroot's thread pool a :class:`_WarmQueue` (if it still looks as expected)."""
+    if hasattr(pool, "_queue") and hasattr(pool, "get") and not pool._queue.qsize():
+        queue = _WarmQueue()
+        pool._queue = queue
+        pool.get = queue.get
+
+
 #: Seconds a worker leaves a new connection to a less busy peer before looking again,
 #: and the longest it keeps doing so before it accepts the connection itself.
 DEFER_SECONDS = 0.002
 MAX_DEFER_SECONDS = 0.02
 
 
-def _balanced_manager(server: Any, worker: supervisor.Worker) -> Any:
+def _balanced_manager(server: Any, worker: supervisor.Worker, gate: _Gate) -> Any:
     """cheroot's connection manager, leaving new connections to less busy workers.
 
     When :meth:`~.Worker.may_accept` says a peer holds fewer connections, the
@@ -356,7 +472,7 @@ def _balanced_manager(server: Any, worker: supervisor.Worker) -> Any:
         def __init__(self, server: Any) -> None:
             super().__init__(server)
             inner: Any = self.__dict__["_selector"]
-            self._selector = _PausableListener(inner, server.socket.fileno(), server)
+            self._selector = _PausableListener(inner, server.socket.fileno(), server, gate)
             self._deferring_since: float | None = None
             self._last_defer = 0.0
 
@@ -379,10 +495,11 @@ def _balanced_manager(server: Any, worker: supervisor.Worker) -> Any:
 class _PausableListener:
     """cheroot's selector, with the listening socket taken out of it for a moment."""
 
-    def __init__(self, selector: Any, fd: int, data: Any) -> None:
+    def __init__(self, selector: Any, fd: int, data: Any, gate: _Gate | None = None) -> None:
         self._selector = selector
         self._fd = fd
         self._data = data
+        self._gate = gate
         self._lock = threading.Lock()
         self._resume_at: float | None = None
         self._closed = False
@@ -394,6 +511,13 @@ class _PausableListener:
                 self._resume_at = time.monotonic() + seconds
 
     def select(self, timeout: float | None = None) -> Any:
+        if self._gate is not None and self._gate.waiting():
+            # Held requests: the limit may have to rise while nothing else happens.
+            self._gate.release()
+            if self._gate.waiting():
+                timeout = (
+                    min(timeout, self._gate.window) if timeout is not None else self._gate.window
+                )
         with self._lock:
             if self._resume_at is not None:
                 left = self._resume_at - time.monotonic()
