@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -237,3 +238,29 @@ def test_drop_privileges_as_root_in_a_child() -> None:
 def test_drop_privileges_without_root_is_refused() -> None:
     with pytest.raises(process.ProcessError, match="need the server to be started as root"):
         process.drop_privileges("root", None)
+
+
+def test_a_pidfile_older_than_its_process_is_stale_and_the_process_is_left_alone(
+    tmp_path: Path,
+) -> None:
+    # After a reboot (or a server killed without cleaning up) the pid in a pidfile can
+    # belong to another program: it started after the pidfile was written.
+    innocent = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        pidfile = tmp_path / "server.pid"
+        pidfile.write_text(f"{innocent.pid}\n")
+        assert process.status(str(pidfile)).startswith("Running")  # written after it started
+        long_ago = time.time() - 3600
+        os.utime(pidfile, (long_ago, long_ago))
+        assert process.started_after(innocent.pid, pidfile)
+        with pytest.raises(process.ProcessError, match="another program reuses that pid") as exc:
+            process.status(str(pidfile))
+        assert exc.value.returncode == 3
+        process.check_pidfile(pidfile)  # a server may start over it
+        with pytest.raises(process.ProcessError, match="not signalling it"):
+            process.stop(str(pidfile), timeout=1)
+        assert innocent.poll() is None  # still running: nothing was sent to it
+        assert not pidfile.exists()
+    finally:
+        innocent.kill()
+        innocent.wait(10)

@@ -517,3 +517,29 @@ def test_secured_local_solr_is_standalone_only(tmp_path):
     with pytest.raises(LocalSolrError, match="standalone only"):
         local.start("cloud", home=tmp_path, auth=("u", "p"))
     assert not (tmp_path / "security.json").exists()
+
+
+def test_local_solr_state_naming_a_reused_pid_is_stale(tmp_path):
+    # A state file older than the process it names: the pid now belongs to a program
+    # started later (after a reboot); solr --stop must not signal it.
+    import os
+    import subprocess
+    import sys
+    import time
+
+    from django_devcommands.solr import local
+
+    innocent = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        path = local.state_file("standalone", str(tmp_path))
+        path.parent.mkdir(parents=True)
+        state = {"mode": "standalone", "pid": innocent.pid, "urls": ["http://127.0.0.1:9/solr"]}
+        path.write_text(json.dumps({**state, "home": str(tmp_path)}))
+        assert local.running("standalone", str(tmp_path)).pid == innocent.pid
+        long_ago = time.time() - 3600
+        os.utime(path, (long_ago, long_ago))
+        assert local.stop("standalone", str(tmp_path)) is None
+        assert innocent.poll() is None and not path.exists()
+    finally:
+        innocent.kill()
+        innocent.wait(10)

@@ -60,6 +60,31 @@ def pid_alive(pid: int) -> bool:
 # -- pidfiles -------------------------------------------------------------------------
 
 
+def started_after(pid: int, path: str | os.PathLike[str]) -> bool:
+    """Whether process ``pid`` started after the pidfile ``path`` was written.
+
+    Then the pid has been reused by another process (after a reboot, or a server
+    killed without cleaning up) and the pidfile is stale: signalling that process
+    would hit an innocent one. False when it cannot be told (no ``/proc``).
+    """
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+        boot = next(
+            float(line.split()[1])
+            for line in Path("/proc/stat").read_text().splitlines()
+            if line.startswith("btime ")
+        )
+        written = Path(path).stat().st_mtime
+        started = boot + int(fields[19]) / os.sysconf("SC_CLK_TCK")  # field 22: starttime
+    except (OSError, StopIteration, ValueError, IndexError):
+        return False
+    return started > written + 2.0  # btime has a resolution of one second
+
+
+def _names_live_process(pid: int, path: str | os.PathLike[str]) -> bool:
+    return pid_alive(pid) and not started_after(pid, path)
+
+
 def read_pidfile(path: str | os.PathLike[str]) -> int | None:
     """The pid in ``path``, or ``None`` when the file is missing.
 
@@ -86,7 +111,7 @@ def check_pidfile(path: str | os.PathLike[str]) -> None:
         pid = read_pidfile(path)
     except ProcessError:
         return  # garbage: write_pidfile() will replace it
-    if pid is not None and pid != os.getpid() and pid_alive(pid):
+    if pid is not None and pid != os.getpid() and _names_live_process(pid, path):
         raise ProcessError(
             f"Pidfile {path} names a running process ({pid}): is the server already running? "
             f"Stop it first (runcpserver stop pidfile={path})."
@@ -121,7 +146,7 @@ def write_pidfile(path: str | os.PathLike[str], pid: int | None = None) -> None:
                     old = read_pidfile(target)
                 except ProcessError:
                     old = None
-                if old is not None and old != pid and pid_alive(old):
+                if old is not None and old != pid and _names_live_process(old, target):
                     raise ProcessError(
                         f"Pidfile {target} names a running process ({old}): "
                         "is the server already running?"
@@ -322,6 +347,12 @@ def status(pidfile: str) -> str:
         raise ProcessError(
             f"Not running: pidfile {pidfile} is stale (process {pid} is gone).", returncode=3
         )
+    if started_after(pid, pidfile):
+        raise ProcessError(
+            f"Not running: pidfile {pidfile} is stale (process {pid} started after it was "
+            "written: another program reuses that pid).",
+            returncode=3,
+        )
     return f"Running: process {pid} (pidfile {pidfile})."
 
 
@@ -345,6 +376,13 @@ def stop(
             Path(pidfile).unlink()
         raise ProcessError(
             f"Pidfile {pidfile} is stale: process {pid} is not running (pidfile removed)."
+        )
+    if started_after(pid, pidfile):
+        with contextlib.suppress(OSError):
+            Path(pidfile).unlink()
+        raise ProcessError(
+            f"Pidfile {pidfile} is stale: process {pid} started after it was written, so "
+            "another program reuses that pid; not signalling it (pidfile removed)."
         )
     try:
         os.kill(pid, signal.SIGTERM)

@@ -251,7 +251,7 @@ class Concurrency:
     core busy, another request in progress adds no throughput, only GIL hand-offs
     (context switches with cold caches) and a longer, more random wait for every
     request. Measured on the example's page list (a CPU-bound view) behind nginx
-    over FastCGI: 10 threads per worker served 11 % fewer requests per second than
+    over FastCGI: 10 threads per worker served 10 % fewer requests per second than
     one, with a higher p99 latency.
 
     So an engine asks :meth:`tick` regularly and serves at most :attr:`limit`

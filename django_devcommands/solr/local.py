@@ -27,6 +27,7 @@ from importlib import resources
 from pathlib import Path
 from typing import TextIO
 
+from django_devcommands.servers import process
 from django_devcommands.solr.errors import LocalSolrError, MissingDependency
 
 LAUNCHER = "SolrLauncher"
@@ -336,7 +337,9 @@ def running(mode: str, local_dir: str | None = None) -> LocalSolr | None:
         solr = LocalSolr(**json.loads(path.read_text(encoding="utf-8")))
     except (OSError, ValueError, TypeError):
         return None
-    if not solr.alive():
+    if not solr.alive() or process.started_after(solr.pid, path):
+        # Gone, or its pid now belongs to a program started after this file was
+        # written (a reboot): nothing of ours to stop.
         path.unlink(missing_ok=True)
         return None
     return solr
