@@ -256,12 +256,7 @@ class ThreadPool:
         self.retire_after = retire_after
         self.log = log or (lambda text: None)
         self._lock = lock = threading.Lock()
-        # Idle threads wait on conditions of their own, most recently idle last: a new
-        # job wakes the thread that ran the previous one, whose caches are warm,
-        # rather than the one idle longest (a shared condition wakes in FIFO order,
-        # so a worker's requests rotated over all its threads: 16 % fewer requests
-        # per second with ten threads than with one, at one request at a time).
-        self._sleepers: list[threading.Condition] = []
+        self._idle = supervisor.WarmWakeups(lock)  # idle threads wait here
         self._has_room = threading.Condition(lock)  # the accept loop and drain() wait here
         self._jobs: collections.deque[Any] = collections.deque()
         self.threads = 0
@@ -305,18 +300,13 @@ class ThreadPool:
             if self.idle < len(self._jobs) and self.threads < self.max_threads:
                 self._start_thread()
             self._grow()
-            if self._sleepers:
-                self._sleepers.pop().notify()
+            self._idle.wake_one()
 
     def _work(self) -> None:
-        mine = threading.Condition(self._lock)
         while True:
             with self._lock:
                 while not self._jobs and not self._stopping:
-                    self._sleepers.append(mine)
-                    woken = mine.wait(self.retire_after)
-                    if mine in self._sleepers:  # not taken by submit(): timed out
-                        self._sleepers.remove(mine)
+                    woken = self._idle.wait(self.retire_after)
                     if not woken and not self._jobs and self.idle > self.max_spare:
                         self.idle -= 1
                         self.threads -= 1
@@ -344,9 +334,7 @@ class ThreadPool:
             done = self._has_room.wait_for(lambda: not self._jobs and self.busy == 0, timeout)
             self._stopping = True
             self._has_room.notify_all()
-            for sleeper in self._sleepers:
-                sleeper.notify()
-            self._sleepers.clear()
+            self._idle.wake_all()
         return done
 
 

@@ -406,35 +406,24 @@ class _Gate:
 
 
 class _WarmQueue:
-    """cheroot's request queue, handing each connection to the thread idle most recently.
-
-    ``queue.Queue`` wakes the thread that has waited longest, so a worker serving one
-    request at a time would rotate it over all its threads, each with cold caches.
-    Items still come out in order of arrival.
-    """
+    """cheroot's request queue, handing each connection to the thread idle most
+    recently (see :class:`.supervisor.WarmWakeups`); items still come out in order
+    of arrival."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._items: collections.deque[Any] = collections.deque()
-        self._sleepers: list[threading.Condition] = []
-        self._mine = threading.local()
+        self._idle = supervisor.WarmWakeups(self._lock)
 
     def put(self, item: Any, block: bool = True, timeout: float | None = None) -> None:
         with self._lock:
             self._items.append(item)
-            if self._sleepers:
-                self._sleepers.pop().notify()
+            self._idle.wake_one()
 
     def get(self, block: bool = True, timeout: float | None = None) -> Any:
-        mine = getattr(self._mine, "condition", None)
-        if mine is None:
-            mine = self._mine.condition = threading.Condition(self._lock)
         with self._lock:
             while not self._items:
-                self._sleepers.append(mine)
-                mine.wait()
-                if mine in self._sleepers:
-                    self._sleepers.remove(mine)
+                self._idle.wait()
             return self._items.popleft()
 
     def qsize(self) -> int:

