@@ -355,51 +355,45 @@ def _close(sock: Any) -> None:
 class _Replay:
     """A socket whose first ``recv`` calls return ``prefix`` again (bytes we already read)."""
 
-    def __init__(self, sock: socket.socket, prefix: bytes) -> None:
+    def __init__(self, sock: socket.socket, prefix: bytes = b"") -> None:
         self._sock = sock
-        self._prefix = prefix
+        self._buffer = prefix
 
     def recv(self, size: int, *flags: int) -> bytes:
-        if self._prefix:
-            data, self._prefix = self._prefix[:size], self._prefix[size:]
+        if self._buffer:
+            data, self._buffer = self._buffer[:size], self._buffer[size:]
             return data
+        return self._refill(size, flags)
+
+    def _refill(self, size: int, flags: tuple[int, ...]) -> bytes:
         return self._sock.recv(size, *flags)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._sock, name)
 
 
-class _BufferedReads:
+class _BufferedReads(_Replay):
     """A socket whose small reads are served from one large ``recv``.
 
     flup reads a FastCGI record in two or three ``recv`` calls (header, content,
     padding) and a request is four records or more: each call is a system call that
     releases and re-takes the GIL, which other threads of the worker are waiting
     for. nginx sends a request's records together, so one ``recv`` usually gets them
-    all. Only for FastCGI, where every read goes through ``recv``.
+    all. Only for FastCGI, where every read goes through ``recv`` (SCGI hands the
+    raw socket to ``makefile`` for the body, so it must not read ahead).
     """
-
-    def __init__(self, sock: socket.socket) -> None:
-        self._sock = sock
-        self._buffer = b""
 
     @property
     def pending(self) -> int:
         return len(self._buffer)
 
-    def recv(self, size: int, *flags: int) -> bytes:
-        if self._buffer:
-            data, self._buffer = self._buffer[:size], self._buffer[size:]
-            return data
+    def _refill(self, size: int, flags: tuple[int, ...]) -> bytes:
         if flags:
             return self._sock.recv(size, *flags)
         data = self._sock.recv(max(size, 65536))
         if len(data) > size:
             data, self._buffer = data[:size], data[size:]
         return data
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._sock, name)
 
 
 def _scgi_length_prefix(sock: socket.socket, limit: int) -> bytes:
