@@ -565,15 +565,7 @@ class Master:
 
     def _install_signals(self) -> None:
         signal.set_wakeup_fd(self._wake_w, warn_on_full_buffer=False)
-        for sig in (
-            signal.SIGTERM,
-            signal.SIGINT,
-            signal.SIGHUP,
-            signal.SIGUSR1,
-            signal.SIGTTIN,
-            signal.SIGTTOU,
-            signal.SIGCHLD,
-        ):
+        for sig in (*_WORKER_SIGNALS, signal.SIGCHLD):
             signal.signal(sig, self._on_signal)
 
     def _handle_signals(self) -> None:
