@@ -18,6 +18,8 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.urls import include, path, re_path, reverse
 from django.views.decorators.csrf import csrf_exempt
 
+from tests.spin import spin as spinning
+
 
 @csrf_exempt
 def echo(request: HttpRequest, rest: str = "") -> JsonResponse:
@@ -65,25 +67,9 @@ def barrier(request: HttpRequest) -> HttpResponse:
     return HttpResponse(f"met {os.getpid()}")
 
 
-_inside = 0
-_inside_lock = threading.Lock()
-
-
 def spin(request: HttpRequest) -> HttpResponse:
-    """Keeps the CPU busy for ``ms`` milliseconds; answers how many requests were
-    inside this process (this one included) when it started."""
-    global _inside
-    with _inside_lock:
-        _inside += 1
-        inside = _inside
-    try:
-        deadline = time.perf_counter() + float(request.GET.get("ms", "20")) / 1000
-        while time.perf_counter() < deadline:
-            pass
-    finally:
-        with _inside_lock:
-            _inside -= 1
-    return HttpResponse(f"inside {inside}")
+    """Keeps the CPU busy for ``ms`` milliseconds (see tests/spin.py)."""
+    return HttpResponse(f"inside {spinning(float(request.GET.get('ms', '20')))}")
 
 
 urlpatterns = [

@@ -28,26 +28,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from django_devcommands.servers import supervisor
 from django_devcommands.servers.http import CherootEngine
-
-_inside = 0
-_inside_lock = threading.Lock()
+from tests.spin import spin as spinning
 
 
 def spin(query, start_response):
-    """Keeps the CPU busy for ``ms`` ms; answers how many requests were inside the app
-    of this process (this one included) when it started."""
-    global _inside
-    with _inside_lock:
-        _inside += 1
-        inside = _inside
-    try:
-        deadline = time.perf_counter() + float(query.get("ms", ["20"])[0]) / 1000
-        while time.perf_counter() < deadline:
-            pass
-    finally:
-        with _inside_lock:
-            _inside -= 1
-    body = f"inside {inside}".encode()
+    """Keeps the CPU busy for ``ms`` ms (see tests/spin.py)."""
+    body = f"inside {spinning(float(query.get('ms', ['20'])[0]))}".encode()
     start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
     return [body]
 

@@ -1,0 +1,41 @@
+"""A CPU-bound request for the concurrency-limit tests of both engines.
+
+:func:`spin` keeps the CPU busy and says how many requests were inside the
+application of this process when it started; :func:`assert_one_at_a_time_once_saturated`
+reads a series of those answers.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+_inside = 0
+_inside_lock = threading.Lock()
+
+
+def spin(ms: float) -> int:
+    """Keep the CPU busy for ``ms`` milliseconds; how many requests (this one included)
+    were inside this process's application when it started."""
+    global _inside
+    with _inside_lock:
+        _inside += 1
+        inside = _inside
+    try:
+        deadline = time.perf_counter() + ms / 1000
+        while time.perf_counter() < deadline:
+            pass
+    finally:
+        with _inside_lock:
+            _inside -= 1
+    return inside
+
+
+def assert_one_at_a_time_once_saturated(answers: list[tuple[float, int]], started: float) -> None:
+    """``answers`` are (when, inside) pairs from clients spinning from ``started`` for 3 s
+    against four threads: several at once at first, one at a time after two seconds
+    (without the limit: one to four, 1 in about 4 answers)."""
+    early = [inside for when, inside in answers if when - started < 0.5]
+    late = [inside for when, inside in answers if when - started > 2.0]
+    assert max(early) >= 3, early
+    assert late and late.count(1) >= 0.8 * len(late), late
