@@ -98,9 +98,9 @@ def run_child(tool: str, url: str, core: str) -> dict[str, float]:
         seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
     elif tool == "ceiling":
         index = registry.all()[0]
-        encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+        encode = indexer.json_encoder()  # the bytes ours would send, built before the clock
         bodies = [
-            encode([index.prepare(obj) for obj in rows]).encode()
+            encode([index.prepare(obj) for obj in rows])
             for rows in indexer.keyset_batches(index.get_queryset(), BATCH)
         ]
         session = client.session
