@@ -149,7 +149,10 @@ def keyset_batches(
     last = None
     while True:
         page = qs if last is None else qs.filter(pk__gt=last)
-        rows = list(page[:batch_size].iterator(chunk_size=batch_size))
+        # A plain fetch, not .iterator(): Django reads the whole batch inside the
+        # query, so a Ctrl-C cannot leave a half-read cursor for the garbage collector
+        # to close after the connection is gone ("Exception ignored ... closed database").
+        rows = list(page[:batch_size])
         if not rows:
             return
         yield rows
