@@ -309,19 +309,27 @@ class Concurrency:
     SATURATED = 0.9
     IDLE = 0.75
 
-    def __init__(self, threads: int) -> None:
+    def __init__(
+        self,
+        threads: int,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        cpu_clock: Callable[[], float] = time.process_time,
+    ) -> None:
         self.threads = max(1, threads)
         self.limit = self.threads
-        self._mark = (time.monotonic(), time.process_time())
+        self._clock = clock  # wall time, and this process's CPU time (all threads)
+        self._cpu_clock = cpu_clock
+        self._mark = (clock(), cpu_clock())
 
     def tick(self, busy: int, waiting: Callable[[], bool]) -> None:
         """Move the limit once per window; ``busy`` requests are being served and
         ``waiting()`` says whether more are queued (called only when it matters)."""
-        now = time.monotonic()
+        now = self._clock()
         then, cpu_then = self._mark
         if now - then < self.WINDOW:
             return
-        cpu = time.process_time()
+        cpu = self._cpu_clock()
         used = (cpu - cpu_then) / (now - then)
         self._mark = (now, cpu)
         if used > self.SATURATED:
