@@ -533,7 +533,17 @@ def main(argv: list[str] | None = None) -> int:
         help="run only these scenarios (repeatable)",
     )
     parser.add_argument("--write-docs", action="store_true", help=f"rewrite the table in {DOCS}")
+    parser.add_argument(
+        "--docs-from",
+        type=Path,
+        metavar="RESULTS_JSON",
+        help="write the docs' tables from a saved run (benchmarks/results/...) instead of running",
+    )
     args = parser.parse_args(argv)
+    if args.docs_from:
+        saved = json.loads(args.docs_from.read_text())
+        write_pages(saved["rows"], saved["ceiling"], saved["duration"], saved["repeat"], True)
+        return 0
     scenarios = [s for s in SCENARIOS if not args.scenario or s.name in args.scenario]
     wrk = ensure_tools(any("gunicorn" in n for s in scenarios for n in s.competitors))
     if any(COMPETITORS[n].front for s in scenarios for n in s.competitors):
@@ -615,17 +625,28 @@ def main(argv: list[str] | None = None) -> int:
     out = RESULTS / f"servers-{stamp}.json"
     out.write_text(json.dumps(report, indent=2))
     print(f"\nresults: {out}")
+    write_pages(rows, ceiling, args.duration, args.repeat, args.write_docs)
+    return 0
+
+
+def write_pages(
+    rows: list[dict[str, object]],
+    ceiling: dict[str, float],
+    duration: float,
+    repeat: int,
+    write: bool,
+) -> None:
+    """Print each docs page's table, and with ``write`` put it (and its chart) in the docs."""
     pages = {s.name: s.page for s in SCENARIOS}
     for page in dict.fromkeys(pages[str(row["scenario"])] for row in rows):
         page_rows = [row for row in rows if pages[str(row["scenario"])] == page]
-        table = rst_table(page_rows, ceiling, args.duration, args.repeat)
+        table = rst_table(page_rows, ceiling, duration, repeat)
         print("\n" + table)
-        if args.write_docs:
+        if write:
             write_docs(table, DOCS.parent / f"{page}.rst")
             svg = DOCS.parent / f"{page}.svg"
             svg.write_text(svg_chart(page_rows))
             print(f"wrote {svg}")
-    return 0
 
 
 def _format_row(row: dict[str, object]) -> str:

@@ -163,10 +163,10 @@ def test_concurrency_limit_follows_the_cpu_the_process_gets():
     from django_devcommands.servers.supervisor import Concurrency
 
     clocks = _Clocks()
-    limit = Concurrency(threads=3, clock=lambda: clocks.now, cpu_clock=lambda: clocks.cpu)
-    assert limit.limit == 3
+    limit = Concurrency(threads=10, clock=lambda: clocks.now, cpu_clock=lambda: clocks.cpu)
+    assert limit.limit == 10
     waiting = [False]
-    for expected in (2, 1, 1):  # a busy core: one fewer per window, down to one
+    for expected in (5, 2, 1, 1):  # a busy core: half as many per window, down to one
         clocks.burn(limit.WINDOW * 1.5)
         limit.tick(busy=3, waiting=lambda: True)
         assert limit.limit == expected
@@ -177,16 +177,16 @@ def test_concurrency_limit_follows_the_cpu_the_process_gets():
     limit.tick(busy=0, waiting=lambda: True)
     assert limit.limit == 1  # requests wait, but the admitted ones are not all busy
     waiting[0] = True
-    for expected in (2, 3, 3):  # idle with requests waiting: one more, up to the threads
+    for expected in (*range(2, 11), 10):  # idle with requests waiting: one more, up to the threads
         clocks.sleep(limit.WINDOW * 1.5)
         limit.tick(busy=limit.limit, waiting=lambda: waiting[0])
         assert limit.limit == expected
-    limit.tick(busy=3, waiting=lambda: True)  # within the window: nothing moves
-    assert limit.limit == 3
+    limit.tick(busy=10, waiting=lambda: True)  # within the window: nothing moves
+    assert limit.limit == 10
     clocks.now += limit.WINDOW * 1.5  # 80 % of a core: neither saturated nor idle
     clocks.cpu += limit.WINDOW * 1.5 * 0.8
-    limit.tick(busy=3, waiting=lambda: True)
-    assert limit.limit == 3
+    limit.tick(busy=10, waiting=lambda: True)
+    assert limit.limit == 10
     # The real clocks by default: this process's CPU time, all threads.
     assert Concurrency(threads=2)._cpu_clock is time.process_time
 

@@ -317,11 +317,14 @@ def test_heartbeat_reports_the_least_busy_live_accepting_peer() -> None:
     assert board.least_load(me, time.monotonic() + 1) is None  # every beat is too old
 
 
+@pytest.mark.parametrize("reconnect", [False, True], ids=["keep-alive", "connection-close"])
 def test_cheroot_worker_serves_fewer_at_once_while_cpu_bound_and_more_when_waiting(
-    app_server,
+    app_server, reconnect: bool
 ) -> None:
-    """Keep-alive clients of a worker whose process already uses a whole core are served
-    one at a time (in order); requests that sleep are served all at once again."""
+    """Clients of a worker whose process already uses a whole core are served one at a
+    time (in order); requests that sleep are served all at once again. Clients that
+    reconnect for every request are accepted by the threads as their requests end
+    (the selector thread sleeps while requests are held): none is lost or stuck."""
     import http.client
     from concurrent.futures import ThreadPoolExecutor
     from urllib.parse import urlsplit
@@ -335,8 +338,13 @@ def test_cheroot_worker_serves_fewer_at_once_while_cpu_bound_and_more_when_waiti
         deadline = time.monotonic() + seconds
         try:
             while time.monotonic() < deadline:
-                conn.request("GET", "/spin?ms=30")
-                seen.append((time.monotonic(), int(conn.getresponse().read().split()[1])))
+                headers = {"Connection": "close"} if reconnect else {}
+                conn.request("GET", "/spin?ms=30", headers=headers)
+                response = conn.getresponse()
+                seen.append((time.monotonic(), int(response.read().split()[1])))
+                if reconnect:
+                    assert response.will_close
+                    conn.close()
         finally:
             conn.close()
         return seen
