@@ -443,19 +443,21 @@ def start(competitor: Competitor, env: dict[str, str]) -> Running:
         start_new_session=True,
     )
     url = f"http://127.0.0.1:{port}/"
+    running = Running(proc, url, front, competitor.stop_timeout)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if proc.poll() is not None:
+            running.stop()  # its nginx, which would otherwise outlive the run
             sys.exit(f"{competitor.name} exited with {proc.returncode}")
         try:
             with urllib.request.urlopen(url, timeout=5) as response:
                 if response.status == 200:
-                    return Running(proc, url, front, competitor.stop_timeout)
+                    return running
         except OSError:
             time.sleep(0.2)
-    proc.kill()
-    if front is not None:
-        front.kill()
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(10)
+    running.stop()
     sys.exit(f"{competitor.name} did not start")
 
 
@@ -564,8 +566,10 @@ def main(argv: list[str] | None = None) -> int:
             # All competitors of a scenario run at once (idle ones cost nothing) and the
             # wrk runs alternate between them, so a burst of load from elsewhere on a
             # shared machine hits all of them rather than one.
-            running = {name: start(COMPETITORS[name], env) for name in scenario.competitors}
+            running: dict[str, Running] = {}
             try:
+                for name in scenario.competitors:
+                    running[name] = start(COMPETITORS[name], env)
                 for concurrency in scenario.concurrency:
                     runs: dict[str, list[dict[str, float]]] = {name: [] for name in running}
                     for server in running.values():  # warm-up
