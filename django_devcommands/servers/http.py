@@ -447,8 +447,9 @@ class _Gate:
         all in one wake-up once the held ones have started. Waking for each, in the
         middle of another request, took the GIL from it: 3.8 context switches per
         request in the selector thread alone, against about 2 per request for a
-        whole gunicorn sync worker. New connections still wake it, so that they are
-        accepted (one per wake-up, as cheroot does) without waiting for a batch.
+        whole gunicorn sync worker. New connections still wake it (the caller passes
+        ``listener`` at most every ``ACCEPT_EVERY`` seconds), so that a burst of them
+        is accepted without waiting for a batch. True when ``listener`` woke it.
         """
         with self._lock:
             if not (self._held and self._gating):
