@@ -536,7 +536,10 @@ def _warm_thread_pool(pool: Any) -> None:
 #: Seconds a worker leaves a new connection to a less busy peer before looking again,
 #: and the longest it keeps doing so before it accepts the connection itself.
 DEFER_SECONDS = 0.002
-MAX_DEFER_SECONDS = 0.02
+#: Longer than ``ACCEPT_EVERY`` plus a wait for the GIL: a peer serving requests looks
+#: at the listening socket that rarely (with 20 ms, a CI run once saw 38 of 60
+#: connections on one of two workers, accepted past a peer that was only busy).
+MAX_DEFER_SECONDS = 0.05
 #: Most connections a worker accepts per wake-up of its selector.
 ACCEPT_BATCH = 64
 #: While requests are held, the selector thread wakes for new connections at most
