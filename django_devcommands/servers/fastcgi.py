@@ -479,6 +479,7 @@ def _flup_classes(
 
             _out: list[bytes]
             _out_bytes = 0
+            _handlers: dict[int, Callable[[Any], None]]
 
             def run(self) -> None:
                 try:
@@ -486,6 +487,14 @@ def _flup_classes(
                     sock.settimeout(IDLE_TIMEOUT)
                     self._sock = _BufferedReads(sock)
                     self._out = []
+                    self._handlers = {  # the record types of the FastCGI spec
+                        base.FCGI_GET_VALUES: self._do_get_values,
+                        base.FCGI_BEGIN_REQUEST: self._do_begin_request,
+                        base.FCGI_ABORT_REQUEST: self._do_abort_request,
+                        base.FCGI_PARAMS: self._do_params,
+                        base.FCGI_STDIN: self._do_stdin,
+                        base.FCGI_DATA: self._do_data,
+                    }
                     super().run()
                 except Exception as exc:
                     log(
@@ -502,18 +511,10 @@ def _flup_classes(
                     raise EOFError  # silent too long, or stopping between requests
                 # flup's own process_input() first waits in select() for the socket,
                 # which never wakes for records already in our read buffer: read and
-                # dispatch the record here (the record types of the FastCGI spec).
+                # dispatch the record here.
                 record = base.Record()
                 record.read(self._sock)
-                handlers = {
-                    base.FCGI_GET_VALUES: self._do_get_values,
-                    base.FCGI_BEGIN_REQUEST: self._do_begin_request,
-                    base.FCGI_ABORT_REQUEST: self._do_abort_request,
-                    base.FCGI_PARAMS: self._do_params,
-                    base.FCGI_STDIN: self._do_stdin,
-                    base.FCGI_DATA: self._do_data,
-                }
-                handler = handlers.get(record.type)
+                handler = self._handlers.get(record.type)
                 if handler is not None:
                     handler(record)
                 elif record.requestId == base.FCGI_NULL_REQUEST_ID:

@@ -194,8 +194,8 @@ class CherootEngine:
         )
 
     def serve(self, sock: socket.socket, worker: supervisor.Worker) -> None:
-        from cheroot import connections, wsgi
         from cheroot import server as server_module
+        from cheroot import wsgi
 
         def dispatch(conn: Any) -> None:
             wsgi.Server.process_conn(server, conn)
@@ -210,12 +210,7 @@ class CherootEngine:
             # take it (see Worker.may_accept).
             if stopping.is_set() or not server.ready or not _has_input(sock):
                 return
-            if not worker.may_accept():
-                return
-            manager: Any = connections.ConnectionManager  # the stubs leave this out
-            conn = manager._from_server_socket(cheroot_server._connections, sock)
-            if conn is not None:
-                server.process_conn(conn)
+            cheroot_server._connections.accept_more(1)
 
         gate = _Gate(self.threads, dispatch, pull)
         self._gate = gate
@@ -581,15 +576,24 @@ def _balanced_manager(server: Any, worker: supervisor.Worker, gate: _Gate) -> An
                 return None
             self._deferring_since = None
             conn = super()._from_server_socket(server_socket)
-            # More connections may be waiting (a burst of clients connecting): take
-            # those this worker should have now, rather than one per wake-up, where
-            # each could wait for a batch of held requests to start.
-            for _ in range(ACCEPT_BATCH - 1):
-                if conn is None or not worker.may_accept():
-                    break
+            if conn is not None:
                 self.server.process_conn(conn)
-                conn = super()._from_server_socket(server_socket)
-            return conn
+                # More connections may be waiting (a burst of clients connecting):
+                # take those this worker should have now, rather than one per
+                # wake-up, where each could wait for a batch of held requests to start.
+                self.accept_more(ACCEPT_BATCH - 1)
+            return None  # handed to the server already
+
+        def accept_more(self, most: int) -> None:
+            """Accept up to ``most`` waiting connections, while this worker should take
+            them (no deferring here), and hand each to the server."""
+            for _ in range(most):
+                if not worker.may_accept():
+                    return
+                conn = super()._from_server_socket(self.server.socket)
+                if conn is None:
+                    return
+                self.server.process_conn(conn)
 
     return BalancedManager(server)
 
