@@ -193,6 +193,12 @@ def test_concurrency_limit_follows_the_cpu_the_process_gets():
     clocks.cpu += limit.WINDOW * 1.5 * 0.8
     limit.tick(busy=10, waiting=lambda: True)
     assert limit.limit == 10
+    clocks.burn(limit.WINDOW * 1.5)  # a spike (say the first request's imports)...
+    limit.tick(busy=1, waiting=lambda: False)
+    assert limit.limit == 5
+    clocks.sleep(limit.WINDOW * 1.5)  # ...then nothing served, nothing waiting
+    limit.tick(busy=0, waiting=lambda: False)
+    assert limit.limit == 10  # the next burst starts with every thread
     # The real clocks by default: this process's CPU time, all threads.
     assert Concurrency(threads=2)._cpu_clock is time.process_time
 

@@ -313,7 +313,8 @@ class Concurrency:
     waiting, every admitted one is running and the process leaves the core partly
     idle (views waiting on a slow query, an upstream API, a sleep), it rises by one
     per window (up to the thread count). A stall leaves the core idle, so the limit
-    rises: nothing waits long behind a blocked request.
+    rises: nothing waits long behind a blocked request. A window with nothing served
+    and nothing waiting gives all the threads back.
     """
 
     #: Seconds over which the process's CPU use is measured before the limit moves.
@@ -348,6 +349,11 @@ class Concurrency:
         self._mark = (now, cpu)
         if used > self.SATURATED:
             self.limit = max(1, self.limit // 2)
+        elif used < self.IDLE and busy == 0 and not waiting():
+            # Idle: the next burst starts with every thread, as a fresh worker's does,
+            # not with a limit a spike left (the first request's lazy imports halved
+            # it, and a CPU-bound burst never raises it again).
+            self.limit = self.threads
         elif used < self.IDLE and busy >= self.limit and self.limit < self.threads and waiting():
             self.limit += 1
 
