@@ -242,15 +242,13 @@ class CherootEngine:
                 # read, like an idle keep-alive one (expired after the same timeout).
                 # (Not with TLS: the handshake already ran in cheroot's accept, and
                 # data OpenSSL buffered meanwhile would not wake the selector.)
-                if (
-                    self.ssl_adapter is None
-                    and conn.requests_seen == 0
-                    and not getattr(conn, "_waited", False)
-                    and not _has_input(conn.socket)
-                ):
-                    conn._waited = True
-                    self._connections.put(conn)  # type: ignore[attr-defined]
-                    return
+                # (Checked once per connection: cheroot's requests_seen only counts
+                # with statistics on, and a poll per request gave the GIL away.)
+                if conn.__dict__.pop("_new", False) and self.ssl_adapter is None:
+                    had_input = conn.__dict__.pop("_had_input", None)
+                    if not (_has_input(conn.socket) if had_input is None else had_input):
+                        self._connections.put(conn)  # type: ignore[attr-defined]
+                        return
                 gate.admit(conn)
 
             def put_conn(self, conn: Any) -> None:
@@ -282,6 +280,7 @@ class CherootEngine:
 
             def __init__(self, *args: Any, **kwargs: Any) -> None:
                 super().__init__(*args, **kwargs)
+                self._new = True  # not yet handed to a thread (see process_conn)
                 self._counted = True
                 worker.connection_opened()
 
@@ -577,22 +576,38 @@ def _balanced_manager(server: Any, worker: supervisor.Worker, gate: _Gate) -> An
             self._deferring_since = None
             conn = super()._from_server_socket(server_socket)
             if conn is not None:
-                self.server.process_conn(conn)
                 # More connections may be waiting (a burst of clients connecting):
                 # take those this worker should have now, rather than one per
                 # wake-up, where each could wait for a batch of held requests to start.
-                self.accept_more(ACCEPT_BATCH - 1)
+                self._hand_over([conn, *self._accept_waiting(ACCEPT_BATCH - 1)])
             return None  # handed to the server already
 
         def accept_more(self, most: int) -> None:
             """Accept up to ``most`` waiting connections, while this worker should take
-            them (no deferring here), and hand each to the server."""
-            for _ in range(most):
-                if not worker.may_accept():
-                    return
+            them (no deferring here), and hand them to the server."""
+            self._hand_over(self._accept_waiting(most))
+
+        def _accept_waiting(self, most: int) -> list[Any]:
+            conns: list[Any] = []
+            while len(conns) < most and worker.may_accept():
                 conn = super()._from_server_socket(self.server.socket)
                 if conn is None:
-                    return
+                    break
+                conns.append(conn)
+            return conns
+
+        def _hand_over(self, conns: list[Any]) -> None:
+            """Every system call first, then every hand-over to a thread.
+
+            A system call releases the GIL; once a thread has been handed a request,
+            it takes the GIL then, and this thread gets it back only when the switch
+            interval (5 ms) forces the busy one to let go: accepting a burst one
+            connection at a time, between hand-overs, cost up to 5 ms per connection.
+            """
+            if self.server.ssl_adapter is None:
+                for conn in conns:
+                    conn._had_input = _has_input(conn.socket)
+            for conn in conns:
                 self.server.process_conn(conn)
 
     return BalancedManager(server)
