@@ -30,6 +30,7 @@ import os
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -621,8 +622,13 @@ def main(argv: list[str] | None = None) -> int:
                     for name, server in running.items():
                         ordered = sorted(runs[name], key=lambda r: r["rps"])
                         data = dict(ordered[len(ordered) // 2])  # the median run
+                        # ...and each latency the median of its own: the run with the
+                        # median requests/s can hold the slowest p99 (a single pause).
+                        for key in ("p50_ms", "p99_ms"):
+                            data[key] = statistics.median(r[key] for r in runs[name])
                         data["errors"] = sum(r["errors"] for r in runs[name])
                         data["runs_rps"] = [round(r["rps"], 1) for r in runs[name]]
+                        data["runs_p99_ms"] = [round(r["p99_ms"], 1) for r in runs[name]]
                         pids = server.worker_pids()
                         data["rss_mb"] = sum(rss_mb(p) for p in pids) / len(pids)
                         results[name] = data
@@ -727,7 +733,7 @@ def rst_table(
     lines += [
         "",
         f"Ceiling (the app called in-process in a loop, one core): {ceiling['rps']:.0f} req/s "
-        f"for a {ceiling['bytes']}-byte page. Each row is the median of {repeat} wrk runs of "
+        f"for a {ceiling['bytes']}-byte page. Each figure is the median of {repeat} wrk runs of "
         f"{duration:g} s (after a 1 s warm-up), alternating between the servers compared; "
         f"errors are summed over the runs. {os.cpu_count()} cores, with wrk (and nginx) on "
         "the same machine.",

@@ -33,12 +33,11 @@ def spin(ms: float) -> int:
 
 def assert_one_at_a_time_once_saturated(answers: list[tuple[float, int]], started: float) -> None:
     """``answers`` are (when, inside) pairs from clients spinning from ``started`` for 3 s
-    against four threads: several at once at first, then (after two seconds) mostly one
-    at a time and never more than two (without the limit: one to four, 1 in about 4
-    answers). Two are allowed: a window in which a loaded machine gives the process
-    less than 75 % of a core raises the limit by one until the next window halves it
-    (seen in CI: 12 ones and 9 twos of 21 late answers)."""
-    early = [inside for when, inside in answers if when - started < 0.5]
+    against four threads: after two seconds, mostly one at a time and never more than
+    two (without the limit: one to four, 1 in about 4 answers). Two are allowed: a
+    window in which a loaded machine gives the process less than 75 % of a core raises
+    the limit by one until the next window halves it (seen in CI: 12 ones and 9 twos of
+    21 late answers). Earlier answers are one at a time too on an idle machine (a
+    burst starts with one), but a loaded one may raise the limit for a while."""
     late = [inside for when, inside in answers if when - started > 2.0]
-    assert max(early) >= 3, early
     assert late and max(late) <= 2 and late.count(1) >= 0.5 * len(late), late

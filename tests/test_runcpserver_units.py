@@ -179,3 +179,117 @@ def test_the_listening_socket_defers_accept_until_a_request_arrives() -> None:
             s.close()
     finally:
         sock.close()
+
+
+def _worker(sock: socket.socket, **kwargs: Any) -> supervisor.Worker:
+    return supervisor.Worker(engine=SimpleNamespace(), sock=sock, log=lambda _: None, **kwargs)
+
+
+def test_a_worker_takes_its_share_of_a_waiting_burst_at_once() -> None:
+    """Past the slack over its least busy peer, a worker still accepts while more
+    connections wait than the peers need to catch up (read from the kernel's queue)."""
+    board = supervisor.Heartbeat(slots=4)
+    me, peer = board.take(), board.take()
+    for slot in (me, peer):
+        board.beat(slot)
+    board.set_load(peer, 0, accepting=True)
+    sock = supervisor.listen_socket("127.0.0.1", 0, backlog=64)
+    clients: list[socket.socket] = []
+    try:
+        worker = _worker(sock, heartbeat=board, slot=me)
+        worker.connections = 10
+        assert supervisor.waiting_connections(sock) == 0
+        assert not worker.may_accept()  # 10 against 0: the peer's turn
+        for _ in range(12):
+            client = socket.create_connection(sock.getsockname())
+            client.sendall(b"GET / HTTP/1.1\r\n\r\n")  # accepted only once it talks
+            clients.append(client)
+        deadline = time.monotonic() + 5
+        while supervisor.waiting_connections(sock) < 12 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert supervisor.waiting_connections(sock) == 12
+        assert worker.may_accept()  # 12 waiting: the peer can still catch up
+        worker.connections = 12
+        assert not worker.may_accept()  # the peer needs all 12 to catch up
+        board.take()  # a third worker, live and idle: two peers share what waits
+        board.beat(2)
+        board.set_load(2, 0, accepting=True)
+        worker.connections = 5
+        assert worker.may_accept()  # 2 x 5 < 12
+        worker.connections = 6
+        assert not worker.may_accept()  # 2 x 6 = 12: the peers need them all
+    finally:
+        for client in clients:
+            client.close()
+        sock.close()
+    unix = socket.socket(socket.AF_UNIX)
+    try:
+        assert supervisor.waiting_connections(unix) == 0  # not known: the slack decides
+    finally:
+        unix.close()
+
+
+def test_a_burst_is_accepted_before_any_connection_is_handed_to_a_thread(monkeypatch) -> None:
+    """Each system call lets a busy thread take the GIL (and keep it for 5 ms): the
+    manager accepts and polls the whole burst first, then hands it over."""
+    events: list[str] = []
+    sock = supervisor.listen_socket("127.0.0.1", 0, backlog=64)
+    sock.settimeout(0)
+    clients = []
+    try:
+        for _ in range(5):
+            client = socket.create_connection(sock.getsockname())
+            client.sendall(b"GET / HTTP/1.1\r\n\r\n")
+            clients.append(client)
+        real_poll = http._has_input
+
+        def polled(s: socket.socket) -> bool:
+            events.append("poll")
+            return real_poll(s)
+
+        monkeypatch.setattr(http, "_has_input", polled)
+        handed: list[Any] = []
+
+        def process_conn(conn: Any) -> None:
+            events.append("hand")
+            handed.append(conn)
+
+        server = SimpleNamespace(
+            socket=sock,
+            stats={"Enabled": False},
+            timeout=10,
+            ssl_adapter=None,
+            bind_addr=sock.getsockname(),
+            ConnectionClass=lambda server, s, makefile: SimpleNamespace(socket=s),
+            process_conn=process_conn,
+        )
+        gate, _ = _gate_at_one()
+        manager = http._balanced_manager(server, _worker(sock), gate)
+        deadline = time.monotonic() + 5
+        while supervisor.waiting_connections(sock) < 5 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert manager._from_server_socket(sock) is None  # handed over already
+        assert events == ["poll"] * 5 + ["hand"] * 5
+        assert all(conn._had_input for conn in handed)
+        for conn in handed:
+            conn.socket.close()
+    finally:
+        for client in clients:
+            client.close()
+        sock.close()
+
+
+def test_a_ready_worker_freezes_what_it_built_out_of_the_collectors_sight() -> None:
+    """A full collection walked Django and everything loaded at start-up (26 ms per
+    worker every few seconds on the example): a worker freezes its start-up heap."""
+    import gc
+
+    gc.unfreeze()
+    assert gc.get_freeze_count() == 0
+    sock = socket.socket()
+    try:
+        _worker(sock).ready()
+        assert gc.get_freeze_count() > 1000
+    finally:
+        gc.unfreeze()
+        sock.close()

@@ -169,36 +169,60 @@ def test_concurrency_limit_follows_the_cpu_the_process_gets():
     from django_devcommands.servers.supervisor import Concurrency
 
     clocks = _Clocks()
-    limit = Concurrency(threads=10, clock=lambda: clocks.now, cpu_clock=lambda: clocks.cpu)
-    assert limit.limit == 10
-    waiting = [False]
+
+    def fresh(threads: int = 10) -> Concurrency:
+        return Concurrency(threads=threads, clock=lambda: clocks.now, cpu_clock=lambda: clocks.cpu)
+
+    limit = fresh()
+    assert limit.limit == Concurrency.START == 1  # a burst starts with one at a time
+    rise = limit.RISE_WINDOW * 1.5
+    for expected in (2, 4, 8, 10, 10):  # requests wait on a blocked core: twice as many
+        clocks.sleep(rise)
+        limit.tick(busy=limit.limit, waiting=lambda: True)
+        assert limit.limit == expected
+    limit = fresh()
+    clocks.sleep(limit.RISE_WINDOW / 2)
+    limit.tick(busy=1, waiting=lambda: True)
+    assert limit.limit == 1  # within the rise window: nothing moves
+    limit = fresh()
+    for expected in (1, 2, 3):  # half a core (blocked half the time, or another
+        clocks.now += rise  # process has the rest): one more per whole window
+        clocks.cpu += rise * 0.5
+        limit.tick(busy=limit.limit, waiting=lambda: True)
+        assert limit.limit == expected
+        clocks.now += limit.WINDOW
+        clocks.cpu += limit.WINDOW * 0.5
+        limit.tick(busy=limit.limit, waiting=lambda: True)
+        assert limit.limit == expected + 1
+    limit = fresh()
+    limit.limit = 10
+    clocks.burn(rise)
+    limit.tick(busy=10, waiting=lambda: True)
+    assert limit.limit == 10  # a busy core, but not for a whole window yet
     for expected in (5, 2, 1, 1):  # a busy core: half as many per window, down to one
         clocks.burn(limit.WINDOW * 1.5)
         limit.tick(busy=3, waiting=lambda: True)
         assert limit.limit == expected
+    waiting = [False]
     clocks.sleep(limit.WINDOW * 1.5)
     limit.tick(busy=1, waiting=lambda: waiting[0])
     assert limit.limit == 1  # idle, but nothing waits: no reason to grow
     clocks.sleep(limit.WINDOW * 1.5)
     limit.tick(busy=0, waiting=lambda: True)
     assert limit.limit == 1  # requests wait, but the admitted ones are not all busy
-    waiting[0] = True
-    for expected in (*range(2, 11), 10):  # idle with requests waiting: one more, up to the threads
-        clocks.sleep(limit.WINDOW * 1.5)
-        limit.tick(busy=limit.limit, waiting=lambda: waiting[0])
-        assert limit.limit == expected
-    limit.tick(busy=10, waiting=lambda: True)  # within the window: nothing moves
-    assert limit.limit == 10
+    limit.limit = 10
     clocks.now += limit.WINDOW * 1.5  # 80 % of a core: neither saturated nor idle
     clocks.cpu += limit.WINDOW * 1.5 * 0.8
     limit.tick(busy=10, waiting=lambda: True)
     assert limit.limit == 10
-    clocks.burn(limit.WINDOW * 1.5)  # a spike (say the first request's imports)...
-    limit.tick(busy=1, waiting=lambda: False)
-    assert limit.limit == 5
-    clocks.sleep(limit.WINDOW * 1.5)  # ...then nothing served, nothing waiting
+    limit.limit = 4
+    clocks.sleep(limit.WINDOW * 1.5)  # nothing served, nothing waiting...
     limit.tick(busy=0, waiting=lambda: False)
-    assert limit.limit == 10  # the next burst starts with every thread
+    assert limit.limit == 1  # ...the next burst starts afresh
+    one = fresh(threads=1)
+    clocks.sleep(rise)
+    one.tick(busy=1, waiting=lambda: True)
+    assert one.limit == 1  # never more than the threads
     # The real clocks by default: this process's CPU time, all threads.
     assert Concurrency(threads=2)._cpu_clock is time.process_time
 

@@ -323,6 +323,7 @@ def test_heartbeat_reports_the_least_busy_live_accepting_peer() -> None:
     since = time.monotonic() - 5
     assert board.least_load(me, since) == 2
     assert board.least_load(idle, since) == 5
+    assert board.peers(me, since) == (2, 2)  # idle and busy; not stopping, not silent
     later = board.take()  # a slot beyond the ones taken so far: still scanned
     assert later == 5 and board.slots_in_use() == 6
     board.beat(later)
