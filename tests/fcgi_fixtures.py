@@ -229,6 +229,11 @@ def fcgi_request(
         data = _read_all(sock)
     if not parse:
         return data
+    return fcgi_stdout(data)
+
+
+def fcgi_stdout(data: bytes) -> bytes:
+    """The STDOUT stream's bytes in the FastCGI records ``data``."""
     out, pos = [], 0
     while pos + 8 <= len(data):
         _, kind, _, length, padding = struct.unpack("!BBHHBx", data[pos : pos + 8])

@@ -1,7 +1,8 @@
 """Views that report the request Django saw, for runfcgi's tests behind real nginx.
 
 ``/echo/...`` answers JSON describing ``request``; ``/slow/?s=N`` sleeps; ``/spin/?ms=N``
-keeps the CPU busy; and the
+keeps the CPU busy; ``/stream/?mark=PATH`` streams a chunk, then one more once PATH
+exists; and the
 WSGI ``application`` raises for ``/__crash__`` before Django sees the request, so
 the server's own error page shows (flup's ``error()`` path).
 """
@@ -14,7 +15,7 @@ import threading
 import time
 
 from django.core.wsgi import get_wsgi_application
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.urls import include, path, re_path, reverse
 from django.views.decorators.csrf import csrf_exempt
 
@@ -72,8 +73,23 @@ def spin(request: HttpRequest) -> HttpResponse:
     return HttpResponse(f"inside {spinning(float(request.GET.get('ms', '20')))}")
 
 
+def stream(request: HttpRequest) -> StreamingHttpResponse:
+    """Sends "first", then waits (up to 20 s) for the file ``mark`` before "second"."""
+    mark = request.GET["mark"]
+
+    def body():  # type: ignore[no-untyped-def]
+        yield b"first\n"
+        deadline = time.monotonic() + 20
+        while not os.path.exists(mark) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        yield b"second\n"
+
+    return StreamingHttpResponse(body())
+
+
 urlpatterns = [
     path("barrier/", barrier),
+    path("stream/", stream),
     path("spin/", spin),
     path("echo/", echo, name="echo-root"),
     re_path(r"^echo/(?P<rest>.*)$", echo),

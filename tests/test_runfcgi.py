@@ -7,6 +7,7 @@ import json
 import os
 import signal
 import socket
+import struct
 import subprocess
 from pathlib import Path
 
@@ -121,6 +122,55 @@ def test_raw_scgi_and_fastcgi_clients_see_decoded_path(runfcgi):
         seen = json.loads(body)
         assert seen["path"] == "/echo/a b/c/€"
         assert seen["GET"] == {"k": ["€"]}
+
+
+def test_fastcgi_streams_a_streamed_response_and_sends_a_whole_one_with_the_end(runfcgi, tmp_path):
+    """A body that is all there goes out with the request's end (one send); a streamed
+    one still leaves chunk by chunk, before the application has produced the next."""
+    from django.http import HttpResponse, StreamingHttpResponse
+
+    from django_devcommands.servers.fastcgi import whole_response
+    from tests.fcgi_fixtures import (
+        FCGI_BEGIN_REQUEST,
+        FCGI_PARAMS,
+        FCGI_STDIN,
+        _pair,
+        fcgi_record,
+        fcgi_stdout,
+    )
+
+    server = runfcgi("protocol=fcgi")
+    mark = tmp_path / "go"
+    fields = {
+        "REQUEST_METHOD": "GET",
+        "REQUEST_URI": f"/stream/?mark={mark}",
+        "SERVER_NAME": "127.0.0.1",
+    }
+    fields |= {"QUERY_STRING": f"mark={mark}", "SERVER_PORT": "80", "HTTP_HOST": "127.0.0.1"}
+    block = b"".join(_pair(k.encode(), v.encode()) for k, v in fields.items())
+    request = (
+        fcgi_record(FCGI_BEGIN_REQUEST, 1, struct.pack("!HB5x", 1, 0))
+        + fcgi_record(FCGI_PARAMS, 1, block)
+        + fcgi_record(FCGI_PARAMS, 1, b"")
+        + fcgi_record(FCGI_STDIN, 1, b"")
+    )
+    with socket.create_connection(server.address, timeout=20) as sock:
+        sock.sendall(request)
+        data = b""
+        while b"first" not in data:
+            chunk = sock.recv(65536)
+            assert chunk, data
+            data += chunk
+        assert b"second" not in data and not mark.exists()  # the view is still waiting
+        mark.touch()
+        while chunk := sock.recv(65536):
+            data += chunk
+    status, _, body = parse_cgi_response(fcgi_stdout(data))
+    assert status == 200 and body == b"first\nsecond\n"
+    assert whole_response([b"x"]) and whole_response(HttpResponse(b"x"))
+    assert not whole_response(StreamingHttpResponse(iter([b"x"])))
+    assert not whole_response(iter([b"x"]))
+    assert parse_cgi_response(fcgi_request(server.address))[0] == 200  # a whole one
 
 
 # -- options, errors, stop/status -----------------------------------------------------

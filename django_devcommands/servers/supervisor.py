@@ -584,6 +584,9 @@ class _Closing:
     def __init__(self, result: Iterable[bytes], done: Callable[[], None]) -> None:
         self._result = result
         self._done = done
+        #: The application's own response, for engines that look at it (see
+        #: :func:`.fastcgi.whole_response`).
+        self.wrapped = result
 
     def __iter__(self) -> Iterator[bytes]:
         return iter(self._result)
