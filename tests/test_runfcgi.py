@@ -130,6 +130,7 @@ def test_fastcgi_streams_a_streamed_response_and_sends_a_whole_one_with_the_end(
     from django.http import HttpResponse, StreamingHttpResponse
 
     from django_devcommands.servers.fastcgi import whole_response
+    from django_devcommands.servers.supervisor import Closing
     from tests.fcgi_fixtures import (
         FCGI_BEGIN_REQUEST,
         FCGI_PARAMS,
@@ -170,6 +171,8 @@ def test_fastcgi_streams_a_streamed_response_and_sends_a_whole_one_with_the_end(
     assert whole_response([b"x"]) and whole_response(HttpResponse(b"x"))
     assert not whole_response(StreamingHttpResponse(iter([b"x"])))
     assert not whole_response(iter([b"x"]))
+    assert whole_response(Closing(HttpResponse(b"x"), lambda: None))  # the worker's wrapper
+    assert not whole_response(Closing(StreamingHttpResponse(iter([b"x"])), lambda: None))
     assert parse_cgi_response(fcgi_request(server.address))[0] == 200  # a whole one
 
 

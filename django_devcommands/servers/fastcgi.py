@@ -175,7 +175,7 @@ WHOLE_RESPONSE = "devcommands.whole_response"
 def whole_response(result: Any) -> bool:
     """Whether a WSGI response's body is all there: a list or tuple, or a Django
     response that does not stream."""
-    inner = getattr(result, "wrapped", result)
+    inner = result.wrapped if isinstance(result, supervisor.Closing) else result
     return isinstance(inner, (list, tuple)) or getattr(inner, "streaming", None) is False
 
 

@@ -494,7 +494,7 @@ class Worker:
             except BaseException:
                 worker._finished(key)
                 raise
-            return _Closing(result, lambda: worker._finished(key))
+            return Closing(result, lambda: worker._finished(key))
 
         return counted
 
@@ -578,7 +578,7 @@ class Worker:
         return 0
 
 
-class _Closing:
+class Closing:
     """A WSGI response iterable that calls ``done`` once, when closed (PEP 3333)."""
 
     def __init__(self, result: Iterable[bytes], done: Callable[[], None]) -> None:
