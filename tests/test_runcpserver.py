@@ -298,6 +298,31 @@ def test_signals_stop_gracefully_and_remove_the_pidfile(runcpserver, tmp_path: P
     assert not pidfile.exists()
 
 
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_an_idle_keepalive_connection_does_not_hold_up_a_stop(runcpserver, workers) -> None:
+    """A browser keeps its connection open between pages: a stop must not wait for it
+    (it held every stop for 5 s), only for connections that have not had a request."""
+    import http.client
+    from urllib.parse import urlsplit
+
+    server = runcpserver(f"workers={workers}")
+    if workers == "2":
+        wait_until(lambda: len(children(server.pid)) == 2, message="2 workers")
+    parts = urlsplit(server.url)
+    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=20)
+    try:
+        conn.request("GET", "/")
+        response = conn.getresponse()
+        response.read()
+        assert response.status == 200 and not response.will_close  # kept alive, idle
+        began = time.monotonic()
+        server.signal(signal.SIGTERM)
+        assert server.wait(20) == 0
+        assert time.monotonic() - began < 4.0
+    finally:
+        conn.close()
+
+
 # -- load and robustness ---------------------------------------------------------------------
 
 
