@@ -321,18 +321,18 @@ def test_heartbeat_reports_the_least_busy_live_accepting_peer() -> None:
     board.set_load(stopping, 0, accepting=False)  # stopping: takes nothing new
     board.set_load(silent, 0, accepting=True)  # never beat: not live
     since = time.monotonic() - 5
-    assert board.least_load(me, since) == 2
-    assert board.least_load(idle, since) == 5
+    assert board.peers(me, since)[0] == 2
+    assert board.peers(idle, since)[0] == 5
     assert board.peers(me, since) == (2, 2)  # idle and busy; not stopping, not silent
     later = board.take()  # a slot beyond the ones taken so far: still scanned
     assert later == 5 and board.slots_in_use() == 6
     board.beat(later)
     board.set_load(later, 1, accepting=True)
-    assert board.least_load(me, since) == 1
+    assert board.peers(me, since)[0] == 1
     board.give_back(later)
     board.give_back(idle)
-    assert board.least_load(me, since) == 9
-    assert board.least_load(me, time.monotonic() + 1) is None  # every beat is too old
+    assert board.peers(me, since)[0] == 9
+    assert board.peers(me, time.monotonic() + 1)[0] is None  # every beat is too old
 
 
 @pytest.mark.parametrize("reconnect", [False, True], ids=["keep-alive", "connection-close"])

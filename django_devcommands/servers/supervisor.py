@@ -258,13 +258,10 @@ class Heartbeat:
     def set_load(self, slot: int, connections: int, *, accepting: bool) -> None:
         struct.pack_into("ii", self._map, slot * self._SLOT.size + 8, connections, accepting)
 
-    def least_load(self, exclude: int, fresh_since: float) -> int | None:
-        """The fewest connections any other accepting worker that beat after
-        ``fresh_since`` holds; None when there is no such worker."""
-        return self.peers(exclude, fresh_since)[0]
-
     def peers(self, exclude: int, fresh_since: float) -> tuple[int | None, int]:
-        """:meth:`least_load`, and how many such workers there are."""
+        """The fewest connections any other accepting worker that beat after
+        ``fresh_since`` holds (None when there is no such worker), and how many such
+        workers there are."""
         least, count = None, 0
         for slot in range(self.slots_in_use()):
             if slot == exclude:
@@ -582,18 +579,17 @@ class Closing:
     """A WSGI response iterable that calls ``done`` once, when closed (PEP 3333)."""
 
     def __init__(self, result: Iterable[bytes], done: Callable[[], None]) -> None:
-        self._result = result
-        self._done = done
         #: The application's own response, for engines that look at it (see
         #: :func:`.fastcgi.whole_response`).
         self.wrapped = result
+        self._done = done
 
     def __iter__(self) -> Iterator[bytes]:
-        return iter(self._result)
+        return iter(self.wrapped)
 
     def close(self) -> None:
         try:
-            close = getattr(self._result, "close", None)
+            close = getattr(self.wrapped, "close", None)
             if close is not None:
                 close()
         finally:
