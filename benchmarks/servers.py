@@ -388,9 +388,10 @@ def rss_mb(pid: int) -> float:
 class Running:
     proc: subprocess.Popen[bytes]
     url: str
-    #: nginx in front, if any (stopped after the server).
+    #: nginx in front, if any (stopped after the server), and its directory.
     front: subprocess.Popen[bytes] | None = None
     stop_timeout: float = 30.0
+    front_dir: Path | None = None
 
     def worker_pids(self) -> list[int]:
         return children(self.proc.pid) or [self.proc.pid]
@@ -415,6 +416,8 @@ class Running:
             except subprocess.TimeoutExpired:
                 self.front.kill()
                 self.front.wait(10)
+        if self.front_dir is not None:
+            shutil.rmtree(self.front_dir, ignore_errors=True)
 
 
 def nginx_params_dir() -> str:
@@ -427,11 +430,10 @@ def nginx_params_dir() -> str:
     return "/etc/nginx"
 
 
-def start_nginx(front: str, port: int, backend: int) -> subprocess.Popen[bytes]:
+def start_nginx(front: str, port: int, backend: int, tmp: Path) -> subprocess.Popen[bytes]:
     binary = shutil.which("nginx") or "/usr/sbin/nginx"
     if not os.path.exists(binary):
         sys.exit("nginx is missing: apt-get install nginx")
-    tmp = Path(tempfile.mkdtemp(prefix="bench-nginx-"))
     conf = tmp / "nginx.conf"
     location = NGINX_LOCATIONS[front].format(params=nginx_params_dir())
     user = "user root;\n" if os.geteuid() == 0 else ""
@@ -459,11 +461,12 @@ def start_nginx(front: str, port: int, backend: int) -> subprocess.Popen[bytes]:
 
 def start(competitor: Competitor, env: dict[str, str]) -> Running:
     port = free_port()
-    front = None
+    front = front_dir = None
     backend = port
     if competitor.front:
         backend = free_port()
-        front = start_nginx(competitor.front, port, backend)
+        front_dir = Path(tempfile.mkdtemp(prefix="bench-nginx-"))
+        front = start_nginx(competitor.front, port, backend, front_dir)
     proc = subprocess.Popen(
         competitor.command(backend),
         env=env,
@@ -474,7 +477,7 @@ def start(competitor: Competitor, env: dict[str, str]) -> Running:
         start_new_session=True,
     )
     url = f"http://127.0.0.1:{port}/"
-    running = Running(proc, url, front, competitor.stop_timeout)
+    running = Running(proc, url, front, competitor.stop_timeout, front_dir)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if proc.poll() is not None:
