@@ -165,6 +165,70 @@ def test_fcgi_records_split_across_writes_and_keepalive(runfcgi):
     assert data.count(b"Status: 200") == 2
 
 
+def _reset_after_eof(sock, data: bytes, within: float = 1.5) -> bool:
+    """Send ``data`` on a connection the server ended; True when the server answers
+    with a reset (its socket is closed), False when it is still reading (lingering)."""
+    import socket
+
+    sock.sendall(data)
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        # The reset reaches a socket that already had the server's FIN as an error
+        # waiting on it (EPIPE; ECONNRESET otherwise).
+        if sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR):
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def _fcgi_get(path: str, body: bytes = b"", end_input: bool = True) -> bytes:
+    params = _pairs(
+        {
+            b"REQUEST_METHOD": b"GET",
+            b"REQUEST_URI": path.encode(),
+            b"SERVER_NAME": b"x",
+            b"SERVER_PORT": b"80",
+            b"SERVER_PROTOCOL": b"HTTP/1.1",
+            b"HTTP_HOST": b"127.0.0.1",
+            b"CONTENT_LENGTH": str(len(body)).encode(),
+        }
+    )
+    return (
+        fcgi_record(FCGI_BEGIN_REQUEST, 1, struct.pack("!HB5x", 1, 0))  # no KEEP_CONN
+        + fcgi_record(FCGI_PARAMS, 1, params)
+        + fcgi_record(FCGI_PARAMS, 1, b"")
+        + (fcgi_record(FCGI_STDIN, 1, body) if body else b"")
+        + (fcgi_record(FCGI_STDIN, 1, b"") if end_input else b"")
+    )
+
+
+def test_fcgi_closes_at_once_when_the_input_is_all_read_and_lingers_when_not(runfcgi):
+    """The request's input all there (read or still in our buffer): the server closes
+    at once, without waiting for the web server to close first. Input still to come:
+    it waits (reads and drops it), since closing with unread bytes would reset the
+    connection and could cost the web server the response."""
+    import socket
+
+    server = runfcgi("protocol=fcgi", "method=threaded", "threads=1")
+    with socket.create_connection(server.address, timeout=20) as sock:
+        sock.sendall(_fcgi_get("/echo/done"))  # and no half-close: the server goes first
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+        assert b"Status: 200" in data
+        assert _reset_after_eof(sock, b"late"), "the server waited for us to close"
+    body = b"x" * 10
+    with socket.create_connection(server.address, timeout=20) as sock:
+        sock.sendall(_fcgi_get("/slow/?s=0", body, end_input=False))  # the view reads none
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+        assert b"slept" in data
+        assert not _reset_after_eof(sock, fcgi_record(FCGI_STDIN, 1, b""), within=0.5)
+    # And the one thread serves on.
+    assert b"Status: 200" in fcgi_request(server.address)
+
+
 def test_cpu_bound_requests_run_fewer_at_once_and_waiting_ones_still_meet(runfcgi):
     """Once the worker uses a whole core, it serves fewer requests at once (the GIL
     gives more threads nothing to do); when the requests wait on something instead,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 
@@ -149,6 +150,90 @@ def test_thread_pool_wakes_the_most_recently_idle_thread():
     assert pool.drain(10)
 
 
+def test_thread_pool_thread_takes_the_next_connection_itself():
+    # Under a steady load the thread that finished a job takes the next connection
+    # itself (no hand-over through the accept loop) while the limit allows it.
+    pool = fastcgi.ThreadPool(max_threads=4, min_spare=1, max_spare=4, retire_after=60)
+    ran: list[tuple[str, int]] = []
+    done = threading.Event()
+    offered = [3]  # connections waiting in the "accept queue"
+
+    class Job:
+        def __init__(self, name: str) -> None:
+            self.name = name
+
+        def run(self) -> None:
+            ran.append((self.name, threading.get_ident()))
+
+    def take_next() -> Job | None:
+        if offered[0] == 0:
+            done.set()
+            return None
+        offered[0] -= 1
+        return Job(f"taken{offered[0]}")
+
+    pool.take_next = take_next
+    pool.limit = lambda: 1
+    assert pool.free(5, 1)
+    pool.submit(Job("submitted"))
+    assert done.wait(10)
+    wait_until(lambda: pool.busy == 0, 10, message="the thread to go idle")
+    assert [name for name, _ in ran] == ["submitted", "taken2", "taken1", "taken0"]
+    assert len({thread for _, thread in ran}) == 1  # one thread served them all
+    assert pool.free(0.5, 1)  # and the accept loop was told it is free again
+    # At its limit (another request running, limit 1), a finished thread takes none.
+    offered[0] = 5
+    pool.limit = lambda: 0
+    ran.clear()
+    pool.submit(Job("alone"))
+    wait_until(lambda: pool.busy == 0 and ran, 10, message="the job to run")
+    assert [name for name, _ in ran] == ["alone"] and offered[0] == 5
+    # A failing accept is logged and the thread goes idle, not down.
+    logged: list[str] = []
+    pool.log = logged.append
+    pool.limit = lambda: 1
+
+    def broken() -> Job | None:
+        raise OSError("accept exploded")
+
+    pool.take_next = broken
+    pool.submit(Job("before the failure"))
+    wait_until(lambda: logged and pool.busy == 0, 10, message="the failure to be logged")
+    assert "accept exploded" in logged[0]
+    pool.take_next = None
+    pool.submit(Job("after"))
+    wait_until(lambda: ran[-1][0] == "after", 10, message="the pool to serve again")
+    assert pool.drain(10)
+
+
+@pytest.mark.parametrize(
+    ("records", "expected"),
+    [
+        ([(5, 1, b"")], True),  # the empty STDIN record that ends the input
+        ([(5, 1, b"name=value"), (5, 1, b"")], True),  # the rest of a body, then the end
+        ([(5, 2, b"")], False),  # another request's
+        ([(4, 1, b"")], False),  # PARAMS, not STDIN
+        ([(5, 1, b"abc")], False),  # more input, no end yet
+        ([(5, 1, b""), (5, 1, b"")], False),  # bytes after the end
+        ([], False),  # nothing buffered: the end may still be in the socket
+    ],
+)
+def test_only_input_end_recognises_the_end_of_a_requests_input(
+    records: list[tuple[int, int, bytes]], expected: bool
+) -> None:
+    import struct
+
+    data = b"".join(
+        struct.pack("!BBHHBx", 1, kind, rid, len(body), -len(body) & 7)
+        + body
+        + bytes(-len(body) & 7)
+        for kind, rid, body in records
+    )
+    assert fastcgi._only_input_end(data, 1) is expected
+    if data:
+        assert fastcgi._only_input_end(data[:-1], 1) is False  # a record cut short
+
+
 class _Clocks:
     """Wall and CPU time the test moves by hand: a busy core on a loaded CI machine
     need not get 90 % of a core in a real 0.15 s window."""
@@ -156,22 +241,33 @@ class _Clocks:
     def __init__(self) -> None:
         self.now = 0.0
         self.cpu = 0.0
+        self.wait = 0.0  # ready to run, but the CPU was another process's
 
     def burn(self, seconds: float) -> None:  # a core kept busy
         self.now += seconds
         self.cpu += seconds
+
+    def starve(self, seconds: float, share: float) -> None:  # runnable, ``share`` of a core
+        self.now += seconds
+        self.cpu += seconds * share
+        self.wait += seconds * (1 - share)
 
     def sleep(self, seconds: float) -> None:  # waiting, no CPU
         self.now += seconds
 
 
 def test_concurrency_limit_follows_the_cpu_the_process_gets():
-    from django_devcommands.servers.supervisor import Concurrency
+    from django_devcommands.servers.supervisor import Concurrency, run_queue_wait
 
     clocks = _Clocks()
 
     def fresh(threads: int = 10) -> Concurrency:
-        return Concurrency(threads=threads, clock=lambda: clocks.now, cpu_clock=lambda: clocks.cpu)
+        return Concurrency(
+            threads=threads,
+            clock=lambda: clocks.now,
+            cpu_clock=lambda: clocks.cpu,
+            wait_clock=lambda: clocks.wait,
+        )
 
     limit = fresh()
     assert limit.limit == Concurrency.START == 1  # a burst starts with one at a time
@@ -185,8 +281,8 @@ def test_concurrency_limit_follows_the_cpu_the_process_gets():
     limit.tick(busy=1, waiting=lambda: True)
     assert limit.limit == 1  # within the rise window: nothing moves
     limit = fresh()
-    for expected in (1, 2, 3):  # half a core (blocked half the time, or another
-        clocks.now += rise  # process has the rest): one more per whole window
+    for expected in (1, 2, 3):  # half a core, blocked the other half (no run-queue
+        clocks.now += rise  # wait): one more per whole window
         clocks.cpu += rise * 0.5
         limit.tick(busy=limit.limit, waiting=lambda: True)
         assert limit.limit == expected
@@ -223,8 +319,70 @@ def test_concurrency_limit_follows_the_cpu_the_process_gets():
     clocks.sleep(rise)
     one.tick(busy=1, waiting=lambda: True)
     assert one.limit == 1  # never more than the threads
-    # The real clocks by default: this process's CPU time, all threads.
+    # Runnable but given only part of a core (the web server and the other worker
+    # share the machine): never more at once, whatever the CPU time alone says.
+    limit = fresh()
+    for _ in range(5):
+        clocks.starve(limit.RISE_WINDOW * 1.5, share=0.2)
+        limit.tick(busy=limit.limit, waiting=lambda: True)
+        clocks.starve(limit.WINDOW * 1.5, share=0.6)
+        limit.tick(busy=limit.limit, waiting=lambda: True)
+    assert limit.limit == 1
+    limit.limit = 4
+    clocks.starve(limit.WINDOW * 1.5, share=0.6)
+    limit.tick(busy=4, waiting=lambda: True)
+    assert limit.limit == 2  # a whole core wanted, 60 % of it got: half as many
+    # The real clocks by default: this process's CPU time (all threads), and its
+    # threads' run-queue wait.
     assert Concurrency(threads=2)._cpu_clock is time.process_time
+    assert Concurrency(threads=2)._wait_clock is run_queue_wait
+
+
+def test_run_queue_wait_counts_time_ready_but_not_running(tmp_path):
+    """Real scheduler statistics: a thread sharing one CPU with a busy process waits."""
+    import subprocess
+    import sys
+    import textwrap
+
+    if not os.path.exists("/proc/self/task"):
+        pytest.skip("no /proc (Linux only)")
+    script = textwrap.dedent(
+        """
+        import os, signal, sys, time
+        from django_devcommands.servers.supervisor import run_queue_wait
+        cpu = sorted(os.sched_getaffinity(0))[0]
+        os.sched_setaffinity(0, {cpu})
+        def burn(seconds):
+            end = time.monotonic() + seconds
+            while time.monotonic() < end:
+                pass
+        before = run_queue_wait()
+        burn(0.3)  # alone on the CPU (mostly)
+        alone = run_queue_wait() - before
+        hog = os.fork()
+        if hog == 0:
+            os.sched_setaffinity(0, {cpu})
+            burn(5)
+            os._exit(0)
+        try:
+            time.sleep(0.05)
+            before = run_queue_wait()
+            burn(0.6)  # sharing the CPU with the hog
+            shared = run_queue_wait() - before
+        finally:
+            os.kill(hog, signal.SIGKILL)
+            os.waitpid(hog, 0)
+        print(alone, shared)
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True
+    )
+    alone, shared = map(float, done.stdout.split())
+    if shared == 0.0 and alone == 0.0:
+        pytest.skip("this kernel keeps no scheduler statistics")
+    assert shared > 0.15, (alone, shared)  # about half of 0.6 s waiting for the hog
+    assert alone < shared / 2, (alone, shared)
 
 
 @pytest.mark.parametrize(

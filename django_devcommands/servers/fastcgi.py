@@ -278,6 +278,10 @@ class ThreadPool:
         self.idle = 0
         self.busy = 0
         self._stopping = False
+        #: Set by the engine: a non-blocking accept giving the next job or None, and
+        #: how many jobs may run at once (see :meth:`_follow`).
+        self.take_next: Callable[[], Any] | None = None
+        self.limit: Callable[[], int] = lambda: self.max_threads
         with lock:
             self._grow()
 
@@ -318,30 +322,53 @@ class ThreadPool:
             self._idle.wake_one()
 
     def _work(self) -> None:
+        job = None
         while True:
-            with self._lock:
-                while not self._jobs and not self._stopping:
-                    woken = self._idle.wait(self.retire_after)
-                    if not woken and not self._jobs and self.idle > self.max_spare:
-                        self.idle -= 1
+            if job is None:
+                with self._lock:
+                    while not self._jobs and not self._stopping:
+                        woken = self._idle.wait(self.retire_after)
+                        if not woken and not self._jobs and self.idle > self.max_spare:
+                            self.idle -= 1
+                            self.threads -= 1
+                            return
+                    if not self._jobs:  # stopping
                         self.threads -= 1
+                        self.idle -= 1
                         return
-                if not self._jobs:  # stopping
-                    self.threads -= 1
+                    job = self._jobs.popleft()
                     self.idle -= 1
-                    return
-                job = self._jobs.popleft()
-                self.idle -= 1
-                self.busy += 1
+                    self.busy += 1
             try:
                 job.run()
             except Exception:
                 self.log("connection failed:\n" + traceback.format_exc().rstrip())
-            finally:
-                with self._has_room:
-                    self.busy -= 1
-                    self.idle += 1
-                    self._has_room.notify_all()
+            job = self._follow()
+
+    def _follow(self) -> Any:
+        """After a job: the next connection, taken by this thread (busy stays), or
+        None with this thread idle again and the accept loop told.
+
+        Handing each connection from the accept loop to a pool thread costs two
+        wake-ups per request, and between them neither thread serves: under a
+        steady load the thread that just finished takes the next connection itself,
+        as a one-thread server would, while the limit allows it and nothing is queued.
+        """
+        take = self.take_next
+        job = None
+        with self._has_room:
+            follow = not self._stopping and not self._jobs and self.busy <= self.limit()
+        if take is not None and follow:
+            try:
+                job = take()
+            except Exception:
+                self.log("accept failed:\n" + traceback.format_exc().rstrip())
+        if job is None:
+            with self._has_room:
+                self.busy -= 1
+                self.idle += 1
+                self._has_room.notify_all()
+        return job
 
     def drain(self, timeout: float) -> bool:
         """Wait up to ``timeout`` for queued and running jobs to finish, then stop the threads."""
@@ -402,6 +429,10 @@ class _BufferedReads(_Replay):
     def pending(self) -> int:
         return len(self._buffer)
 
+    @property
+    def buffered(self) -> bytes:
+        return self._buffer
+
     def _refill(self, size: int, flags: tuple[int, ...]) -> bytes:
         if flags:
             return self._sock.recv(size, *flags)
@@ -409,6 +440,22 @@ class _BufferedReads(_Replay):
         if len(data) > size:
             data, self._buffer = data[:size], data[size:]
         return data
+
+
+def _only_input_end(data: bytes, request_id: int) -> bool:
+    """Whether ``data`` is nothing but the rest of a request's input (FastCGI STDIN
+    records), ending with the empty record that closes it."""
+    from flup.server import fcgi_base as base
+
+    position = 0
+    while len(data) - position >= base.FCGI_HEADER_LEN:
+        _, kind, rid, length, padding = struct.unpack_from(base.FCGI_Header, data, position)
+        if kind != base.FCGI_STDIN or rid != request_id:
+            return False
+        position += base.FCGI_HEADER_LEN + length + padding
+        if length == 0:
+            return position == len(data)
+    return False
 
 
 def _scgi_length_prefix(sock: socket.socket, limit: int) -> bytes:
@@ -580,8 +627,28 @@ def _flup_classes(
                     self._out_bytes = 0
                     self._sock.sendall(data)
 
+            def end_request(self, req: Any, *args: Any, **kwargs: Any) -> None:
+                # flup starts the application when the parameters end: the records
+                # that end the input are usually still in our read buffer, unread.
+                self._input_done = getattr(req.stdin, "_eof", False) or _only_input_end(
+                    self._sock.buffered, req.requestId
+                )
+                super().end_request(req, *args, **kwargs)
+
             def _cleanupSocket(self) -> None:
-                # flup waits, without a time limit, for the web server to close.
+                # Closing a socket with unread bytes resets the connection, which can
+                # cost the web server the response just sent. So unless the request's
+                # input was read to its end and nothing more came, wait (flup waits
+                # without a time limit) for the web server to close first; when it
+                # was, close now rather than wait one more wake-up of the web server.
+                if self._sock.fileno() < 0:
+                    return  # closed already (flup calls this again when its loop ends)
+                if (
+                    getattr(self, "_input_done", False)
+                    and not select.select([self._sock], [], [], 0)[0]
+                ):
+                    _close(self._sock)
+                    return
                 with contextlib.suppress(OSError):
                     self._sock.shutdown(socket.SHUT_WR)
                     self._sock.settimeout(2.0)
@@ -773,6 +840,29 @@ class FlupEngine:
         if not self._stopping.is_set():
             worker.ready()
         concurrency = supervisor.Concurrency(self.threads)
+
+        def accept() -> Any:
+            """The next connection as a job for the pool, or None (none waiting,
+            refused, or accept failed: the loop goes on)."""
+            if self._stopping.is_set():
+                return None
+            try:
+                client, addr = sock.accept()
+            except (BlockingIOError, InterruptedError, ConnectionAbortedError):
+                return None
+            except OSError as exc:  # EMFILE and friends: back off, keep serving
+                worker.log(f"accept failed: {exc}")
+                self._stopping.wait(0.1)
+                return None
+            client.setblocking(True)
+            if not self._allowed(server, addr):
+                worker.log(f"{self.protocol}: connection from {addr[0]} refused (allowed_servers)")
+                _close(client)
+                return None
+            return connection_class(client, addr, server, None)
+
+        pool.take_next = accept
+        pool.limit = lambda: concurrency.limit
         listening = select.poll()
         listening.register(sock.fileno(), select.POLLIN)
         try:
@@ -786,22 +876,9 @@ class FlupEngine:
                     continue
                 if sock.fileno() not in readable:
                     continue
-                try:
-                    client, addr = sock.accept()
-                except (BlockingIOError, InterruptedError, ConnectionAbortedError):
-                    continue
-                except OSError as exc:  # EMFILE and friends: back off, keep serving
-                    worker.log(f"accept failed: {exc}")
-                    self._stopping.wait(0.1)
-                    continue
-                client.setblocking(True)
-                if not self._allowed(server, addr):
-                    worker.log(
-                        f"{self.protocol}: connection from {addr[0]} refused (allowed_servers)"
-                    )
-                    _close(client)
-                    continue
-                pool.submit(connection_class(client, addr, server, None))
+                job = accept()
+                if job is not None:
+                    pool.submit(job)
         finally:
             pool.drain(worker.shutdown_timeout)
             for fd in (wake_r, wake_w):
