@@ -11,6 +11,7 @@ import functools
 import os
 import re
 import shutil
+import signal
 import socket
 import struct
 import subprocess
@@ -21,13 +22,14 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import MANAGE
-from tests.server_fixtures import ServerProcess, start_server
+from tests.server_fixtures import ServerProcess, free_port, start_server, wait_until
 
 __all__ = [
     "FCGI_BEGIN_REQUEST",
     "FCGI_PARAMS",
     "FCGI_STDIN",
     "ajp_request",
+    "apache_ajp",
     "fcgi_env",
     "fcgi_record",
     "fcgi_request",
@@ -73,6 +75,80 @@ def runfcgi(fcgi_env: dict[str, str]) -> Iterator[Callable[..., ServerProcess]]:
     yield start
     for server in started:
         server.terminate()
+
+
+APACHE_MODULES = Path("/usr/lib/apache2/modules")
+
+APACHE_CONF = """\
+ServerRoot "{tmp}"
+ServerName 127.0.0.1
+Listen 127.0.0.1:{port}
+PidFile "{tmp}/httpd.pid"
+ErrorLog "{tmp}/error.log"
+LogLevel warn
+DefaultRuntimeDir "{tmp}"
+LoadModule mpm_event_module {modules}/mod_mpm_event.so
+LoadModule authz_core_module {modules}/mod_authz_core.so
+LoadModule proxy_module {modules}/mod_proxy.so
+LoadModule proxy_ajp_module {modules}/mod_proxy_ajp.so
+{user}
+ProxyPass "/" "ajp://{backend}/"
+"""
+
+
+@pytest.fixture
+def apache_ajp(tmp_path: Path) -> Iterator[Callable[[str], str]]:
+    """``apache_ajp("127.0.0.1:PORT")`` -> the URL of a real Apache httpd whose
+    mod_proxy_ajp passes every request to that AJP backend (Debian's apache2-bin,
+    scripts/apt-packages.txt). Its own config and pid file under ``tmp_path``, an
+    ephemeral port of 127.0.0.1; stopped by its pid afterwards."""
+    binary = shutil.which("apache2") or "/usr/sbin/apache2"
+    if not os.path.exists(binary) or not (APACHE_MODULES / "mod_proxy_ajp.so").exists():
+        pytest.fail("Apache httpd is not installed (scripts/apt-packages.txt: apache2-bin)")
+    procs: list[subprocess.Popen[bytes]] = []
+
+    def start(backend: str) -> str:
+        tmp = tmp_path / f"apache{len(procs)}"
+        tmp.mkdir()
+        port = free_port()
+        # As root, httpd's children must switch to a user of their own.
+        user = "User nobody\nGroup nogroup" if os.geteuid() == 0 else ""
+        conf = tmp / "httpd.conf"
+        conf.write_text(
+            APACHE_CONF.format(
+                tmp=tmp, port=port, modules=APACHE_MODULES, user=user, backend=backend
+            )
+        )
+        proc = subprocess.Popen(
+            [binary, "-f", str(conf), "-DFOREGROUND"],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
+        procs.append(proc)
+
+        def listening() -> bool:
+            if proc.poll() is not None:
+                log = tmp / "error.log"
+                pytest.fail(
+                    f"apache exited: {proc.stdout.read().decode() if proc.stdout else ''}"
+                    f"{log.read_text() if log.exists() else ''}"
+                )
+            with socket.socket() as probe:
+                return probe.connect_ex(("127.0.0.1", port)) == 0
+
+        wait_until(listening, 20, message="apache to listen")
+        return f"http://127.0.0.1:{port}/"
+
+    yield start
+    for proc in procs:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(10)
 
 
 @functools.cache

@@ -356,6 +356,47 @@ def test_ajp_request(runfcgi, tmp_path, transport):
     assert json.loads(body)["is_secure"] is True
 
 
+def test_ajp_behind_apache_mod_proxy_ajp(runfcgi, apache_ajp):
+    """A real Apache httpd in front (mod_proxy_ajp, whose pooled connections stay open
+    between requests): Django sees what it would under runserver."""
+    import hashlib
+    import os
+    import signal
+    import time
+
+    server = runfcgi("protocol=ajp", "workers=2")
+    url = apache_ajp(upstream_of(server))
+
+    session = requests.Session()
+    response = session.get(url + "echo/caf%C3%A9%20y%20%2B/x?q=caf%C3%A9&q=2&sp=a%20b", timeout=20)
+    assert response.status_code == 200, response.text
+    seen = response.json()
+    assert seen["path"] == "/echo/café y +/x"
+    assert seen["GET"] == {"q": ["café", "2"], "sp": ["a b"]}
+    assert seen["full_path"] == "/echo/caf%C3%A9%20y%20+/x?q=caf%C3%A9&q=2&sp=a%20b"
+    assert seen["remote_addr"] == "127.0.0.1"
+    assert seen["is_secure"] is False
+    response = session.post(url + "echo/form", data={"name": "Zoë", "tags": ["a", "b c"]})
+    assert response.json()["POST"] == {"name": ["Zoë"], "tags": ["a", "b c"]}
+    blob = os.urandom(10 * 1024 * 1024)
+    response = session.post(url + "echo/up", files={"f": ("blob.bin", blob)}, timeout=60)
+    assert response.status_code == 200, response.text[:300]
+    assert response.json()["FILES"]["f"] == {
+        "size": len(blob),
+        "sha256": hashlib.sha256(blob).hexdigest(),
+    }
+    for _ in range(20):  # over Apache's kept AJP connections
+        assert session.get(url + "echo/again", timeout=20).json()["path"] == "/echo/again"
+    listing = session.get(url, timeout=20)
+    assert listing.status_code == 200 and "<html" in listing.text.lower()
+    # Apache keeps its AJP connections open: they must not hold a stopping server
+    # for its 30 s shutdown timeout.
+    started = time.monotonic()
+    os.kill(server.proc.pid, signal.SIGTERM)
+    assert server.proc.wait(25) == 0
+    assert time.monotonic() - started < 10
+
+
 # -- runfcgi nginx: the printed server block works in real nginx ----------------------
 
 
