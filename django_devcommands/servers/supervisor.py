@@ -347,8 +347,9 @@ class Concurrency:
     and every admitted one is running, it rises (up to the thread count): it doubles
     as soon as :attr:`RISE_WINDOW` shows the core :attr:`BLOCKED` (views waiting on a
     slow query, an upstream API, a sleep), so nothing waits long behind a blocked
-    request; it rises by one per window while the core is only partly used, which
-    may also mean that other processes take it (a loaded machine).
+    request; it rises by one per window while the core is only partly used. Time the
+    threads were ready to run but another process had the CPU (a loaded machine)
+    counts as used, for rising and for halving (see :meth:`tick`).
 
     A burst after an idle spell starts at :attr:`START`, not at every thread: the
     requests admitted at once cannot be taken back, and ten CPU-bound ones sharing
