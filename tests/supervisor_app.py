@@ -2,7 +2,8 @@
 so supervisor tests can see which worker answered and make workers misbehave.
 
 Usage: python tests/supervisor_app.py '{"workers": 2, ...}'  (ProcessOptions fields,
-plus "threads" and "fail_flag": a path that, while it exists, makes workers fail to boot)
+plus "threads", "fail_flag": a path that, while it exists, makes workers fail to boot,
+and "slow_flag": a path that, while it exists, holds a booting worker in its app's start)
 
   /            -> "pid <worker pid>"
   /sleep?s=N&mark=PATH -> touches PATH, sleeps N seconds, answers the pid
@@ -38,9 +39,14 @@ def spin(query, start_response):
     return [body]
 
 
-def make_app(fail_flag: str | None):
+def make_app(fail_flag: str | None, slow_flag: str | None = None):
     if fail_flag and os.path.exists(fail_flag):
         raise RuntimeError("boot failure requested by the test")
+    if slow_flag and os.path.exists(slow_flag):  # a slow boot, until the test says
+        Path(slow_flag + ".booting").write_text(str(os.getpid()))
+        deadline = time.monotonic() + 30
+        while os.path.exists(slow_flag) and time.monotonic() < deadline:
+            time.sleep(0.02)
 
     def app(environ, start_response):
         path = environ["PATH_INFO"]
@@ -98,12 +104,16 @@ def main() -> int:
     config = json.loads(sys.argv[1]) if len(sys.argv) > 1 else {}
     threads = config.pop("threads", 4)
     fail_flag = config.pop("fail_flag", None)
+    slow_flag = config.pop("slow_flag", None)
     engine: CherootEngine | LineEngine
     if config.pop("engine", "cheroot") == "line":
         engine = LineEngine()
     else:
         engine = CherootEngine(
-            host="127.0.0.1", port=0, threads=threads, app_factory=lambda: make_app(fail_flag)
+            host="127.0.0.1",
+            port=0,
+            threads=threads,
+            app_factory=lambda: make_app(fail_flag, slow_flag),
         )
     scheme = "line" if isinstance(engine, LineEngine) else "http"
     options = supervisor.ProcessOptions(**config)

@@ -63,6 +63,53 @@ def test_workers_share_one_socket_and_dead_ones_are_respawned(app_server) -> Non
     assert pid_of(server.url) in replaced
 
 
+def _listening_fd_flags(pid: int, port: int) -> int:
+    """The file status flags (fdinfo) of the listening socket on ``port`` in ``pid``."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError), open(table) as lines:
+            for line in list(lines)[1:]:
+                fields = line.split()
+                if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                    inodes.add(fields[9])
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        with contextlib.suppress(OSError):
+            if os.readlink(f"/proc/{pid}/fd/{fd}") in {f"socket:[{i}]" for i in inodes}:
+                info = Path(f"/proc/{pid}/fdinfo/{fd}").read_text()
+                return int(info.split("flags:")[1].split()[0], 8)
+    raise AssertionError(f"no listening socket on port {port} in process {pid}")
+
+
+def test_a_booting_worker_leaves_the_shared_socket_non_blocking(app_server, tmp_path) -> None:
+    """Workers share the listening socket's O_NONBLOCK flag. A replacement that took a
+    blocking copy of it cleared the flag under its live peer, whose next accept()
+    with no connection waiting then blocked, holding a request it had just accepted
+    (seen as a 20 s hang after a respawn on a loaded machine)."""
+    slow = tmp_path / "slow"
+    server = app_server(workers=2, slow_flag=str(slow))
+    workers = wait_until(
+        lambda: len(children(server.pid)) == 2 and children(server.pid), message="2 workers"
+    )
+    for pid in workers:
+        wait_until(lambda pid=pid: f"worker {pid} serving" in server.output, message=f"{pid}")
+    port = int(server.url.rsplit(":", 1)[1].strip("/"))
+    assert _listening_fd_flags(workers[1], port) & os.O_NONBLOCK
+    slow.touch()
+    os.kill(workers[0], signal.SIGKILL)
+    booting = Path(str(slow) + ".booting")
+    wait_until(booting.exists, message="the replacement to be booting")
+    assert int(booting.read_text()) not in workers
+    try:
+        # The replacement holds its copy of the socket and has not started serving.
+        assert _listening_fd_flags(workers[1], port) & os.O_NONBLOCK
+        for _ in range(5):
+            status, _, body = get(server.url, timeout=10)
+            assert status == 200 and body == f"pid {workers[1]}".encode()
+    finally:
+        slow.unlink()
+    wait_until(lambda: f"worker {int(booting.read_text())} serving" in server.output)
+
+
 def test_a_crashing_request_takes_one_worker_the_master_replaces_it(app_server) -> None:
     server = app_server(workers=2)
     wait_until(lambda: len(children(server.pid)) == 2, message="2 workers")

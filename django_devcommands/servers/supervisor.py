@@ -605,6 +605,7 @@ class Worker:
             threading.Thread(target=self._beat_forever, name="heartbeat", daemon=True).start()
         # The engine gets its own descriptor to close when it stops; ours stays
         # open for a re-exec (single-process SIGHUP).
+        self.sock.setblocking(False)  # never blocking: see run(); dup() copies the mode
         engine_sock = self.sock.dup()
         try:
             self.engine.serve(engine_sock, self)
@@ -985,6 +986,11 @@ def run(
     if options.umask is not None and not options.daemonize:
         os.umask(options.umask)
     sock = engine.bind()
+    # Every worker shares this socket's open file description, and with it the
+    # O_NONBLOCK flag: a blocking socket object anywhere (socket.dup() copies the
+    # original's mode) would clear it under the workers that rely on it, whose next
+    # accept() with no connection waiting would then block with requests held.
+    sock.setblocking(False)
     try:
         daemon = None
         if options.daemonize and not reexec:
