@@ -181,7 +181,8 @@ def test_thread_pool_thread_takes_the_next_connection_itself():
     assert [name for name, _ in ran] == ["submitted", "taken2", "taken1", "taken0"]
     assert len({thread for _, thread in ran}) == 1  # one thread served them all
     assert pool.free(0.5, 1)  # and the accept loop was told it is free again
-    # At its limit (another request running, limit 1), a finished thread takes none.
+    # Past the limit (as when it was halved below the requests running), a finished
+    # thread takes none.
     offered[0] = 5
     pool.limit = lambda: 0
     ran.clear()
