@@ -376,7 +376,9 @@ def test_ajp_behind_apache_mod_proxy_ajp(runfcgi, apache_ajp):
     assert seen["full_path"] == "/echo/caf%C3%A9%20y%20+/x?q=caf%C3%A9&q=2&sp=a%20b"
     assert seen["remote_addr"] == "127.0.0.1"
     assert seen["is_secure"] is False
-    response = session.post(url + "echo/form", data={"name": "Zoë", "tags": ["a", "b c"]})
+    response = session.post(
+        url + "echo/form", data={"name": "Zoë", "tags": ["a", "b c"]}, timeout=20
+    )
     assert response.json()["POST"] == {"name": ["Zoë"], "tags": ["a", "b c"]}
     blob = os.urandom(10 * 1024 * 1024)
     response = session.post(url + "echo/up", files={"f": ("blob.bin", blob)}, timeout=60)
@@ -389,8 +391,16 @@ def test_ajp_behind_apache_mod_proxy_ajp(runfcgi, apache_ajp):
         assert session.get(url + "echo/again", timeout=20).json()["path"] == "/echo/again"
     listing = session.get(url, timeout=20)
     assert listing.status_code == 200 and "<html" in listing.text.lower()
-    # Apache keeps its AJP connections open: they must not hold a stopping server
-    # for its 30 s shutdown timeout.
+    # Apache keeps its AJP connections open (seen here on the server's side)...
+    port = server.address[1]
+    with open("/proc/net/tcp") as table:
+        kept = [
+            line
+            for line in list(table)[1:]
+            if line.split()[3] == "01" and int(line.split()[1].rsplit(":", 1)[1], 16) == port
+        ]
+    assert kept, "Apache kept no AJP connection open"
+    # ...and they must not hold a stopping server for its 30 s shutdown timeout.
     started = time.monotonic()
     os.kill(server.proc.pid, signal.SIGTERM)
     assert server.proc.wait(25) == 0
