@@ -22,7 +22,13 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import MANAGE
-from tests.server_fixtures import ServerProcess, free_port, start_server, wait_until
+from tests.server_fixtures import (
+    ServerProcess,
+    free_port,
+    start_front_server,
+    start_server,
+    stop_process,
+)
 
 __all__ = [
     "FCGI_BEGIN_REQUEST",
@@ -119,36 +125,14 @@ def apache_ajp(tmp_path: Path) -> Iterator[Callable[[str], str]]:
                 tmp=tmp, port=port, modules=APACHE_MODULES, user=user, backend=backend
             )
         )
-        proc = subprocess.Popen(
-            [binary, "-f", str(conf), "-DFOREGROUND"],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
+        start_front_server(
+            [binary, "-f", str(conf), "-DFOREGROUND"], port, tmp / "error.log", procs
         )
-        procs.append(proc)
-
-        def listening() -> bool:
-            if proc.poll() is not None:
-                log = tmp / "error.log"
-                pytest.fail(
-                    f"apache exited: {proc.stdout.read().decode() if proc.stdout else ''}"
-                    f"{log.read_text() if log.exists() else ''}"
-                )
-            with socket.socket() as probe:
-                return probe.connect_ex(("127.0.0.1", port)) == 0
-
-        wait_until(listening, 20, message="apache to listen")
         return f"http://127.0.0.1:{port}/"
 
     yield start
     for proc in procs:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(10)
+        stop_process(proc, signal.SIGTERM)
 
 
 @functools.cache

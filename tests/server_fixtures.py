@@ -31,6 +31,9 @@ import pytest
 from tests.conftest import EXAMPLE, MANAGE
 
 __all__ = [
+    "TCP_CLOSE_WAIT",
+    "TCP_ESTABLISHED",
+    "TCP_LISTEN",
     "Load",
     "LoadResult",
     "ServerProcess",
@@ -41,7 +44,10 @@ __all__ = [
     "raise_fd_limit",
     "run_load",
     "runcpserver",
+    "start_front_server",
     "start_server",
+    "stop_process",
+    "tcp_sockets",
     "tls_ca",
     "wait_until",
 ]
@@ -464,6 +470,59 @@ PROXY_LOCATION = """\
             proxy_max_temp_file_size 0;  # workers may run as nobody: no temp files"""
 
 
+#: Socket states as /proc/net/tcp writes them.
+TCP_ESTABLISHED, TCP_CLOSE_WAIT, TCP_LISTEN = "01", "08", "0A"
+
+
+def tcp_sockets(port: int, state: str) -> list[list[str]]:
+    """The rows of /proc/net/tcp and tcp6 (fields split) for sockets of this machine
+    whose local port is ``port`` and whose state is ``state`` (see ``TCP_*``)."""
+    rows = []
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError), open(table) as lines:
+            for line in list(lines)[1:]:
+                fields = line.split()
+                if fields[3] == state and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                    rows.append(fields)
+    return rows
+
+
+def start_front_server(
+    argv: list[str], port: int, log: Path, started: list[subprocess.Popen[bytes]]
+) -> subprocess.Popen[bytes]:
+    """Start a front web server (nginx, Apache httpd) in the foreground, add it to
+    ``started`` (for the fixture to stop), and return once it listens on
+    127.0.0.1:``port``; fail the test with its output and ``log`` if it exits."""
+    proc = subprocess.Popen(
+        argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
+    started.append(proc)
+    name = Path(argv[0]).name
+
+    def listening() -> bool:
+        if proc.poll() is not None:
+            pytest.fail(
+                f"{name} exited: {proc.stdout.read().decode() if proc.stdout else ''}"
+                f"{log.read_text() if log.exists() else ''}"
+            )
+        with socket.socket() as probe:
+            return probe.connect_ex(("127.0.0.1", port)) == 0
+
+    wait_until(listening, 20, message=f"{name} to listen")
+    return proc
+
+
+def stop_process(proc: subprocess.Popen[bytes], sig: int) -> None:
+    """Stop a process a test started, by its pid: ``sig``, then SIGKILL after 10 s."""
+    if proc.poll() is None:
+        proc.send_signal(sig)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
+
+
 @pytest.fixture
 def nginx(tmp_path: Path) -> Iterator[Callable[..., str]]:
     """``nginx(["127.0.0.1:8001", ...], location=PROXY_LOCATION)`` -> the URL nginx serves.
@@ -509,42 +568,11 @@ def nginx(tmp_path: Path) -> Iterator[Callable[..., str]]:
                 server_extra=server_extra,
             )
         )
-        proc = subprocess.Popen(
-            [
-                binary,
-                "-e",
-                str(tmp / "error.log"),
-                "-p",
-                str(tmp),
-                "-c",
-                str(conf),
-                "-g",
-                "daemon off;",
-            ],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-        )
-        procs.append(proc)
-
-        def listening() -> bool:
-            if proc.poll() is not None:
-                pytest.fail(
-                    f"nginx exited: {proc.stdout.read().decode() if proc.stdout else ''}"
-                    f"{(tmp / 'error.log').read_text() if (tmp / 'error.log').exists() else ''}"
-                )
-            with socket.socket() as probe:
-                return probe.connect_ex(("127.0.0.1", port)) == 0
-
-        wait_until(listening, 20, message="nginx to listen")
+        log = tmp / "error.log"
+        argv = [binary, "-e", str(log), "-p", str(tmp), "-c", str(conf), "-g", "daemon off;"]
+        start_front_server(argv, port, log, procs)
         return f"{'https' if tls else 'http'}://127.0.0.1:{port}/"
 
     yield start
     for proc in procs:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGQUIT)  # graceful
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(10)
+        stop_process(proc, signal.SIGQUIT)  # graceful

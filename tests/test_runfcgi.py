@@ -24,7 +24,14 @@ from tests.fcgi_fixtures import (
     upstream_of,
 )
 from tests.server_fixtures import *  # noqa: F403
-from tests.server_fixtures import get, wait_until
+from tests.server_fixtures import (
+    TCP_ESTABLISHED,
+    get,
+    start_front_server,
+    stop_process,
+    tcp_sockets,
+    wait_until,
+)
 
 PROTOCOLS = ["scgi", "fcgi"]
 
@@ -392,14 +399,7 @@ def test_ajp_behind_apache_mod_proxy_ajp(runfcgi, apache_ajp):
     listing = session.get(url, timeout=20)
     assert listing.status_code == 200 and "<html" in listing.text.lower()
     # Apache keeps its AJP connections open (seen here on the server's side)...
-    port = server.address[1]
-    with open("/proc/net/tcp") as table:
-        kept = [
-            line
-            for line in list(table)[1:]
-            if line.split()[3] == "01" and int(line.split()[1].rsplit(":", 1)[1], 16) == port
-        ]
-    assert kept, "Apache kept no AJP connection open"
+    assert tcp_sockets(server.address[1], TCP_ESTABLISHED), "Apache kept no AJP connection open"
     # ...and they must not hold a stopping server for its 30 s shutdown timeout.
     started = time.monotonic()
     os.kill(server.proc.pid, signal.SIGTERM)
@@ -453,14 +453,9 @@ def test_nginx_helper_block_passes_nginx_t_and_serves(
     args = [binary, "-p", str(tmp_path), "-c", str(main), "-e", str(tmp_path / "error.log")]
     checked = subprocess.run([*args, "-t"], capture_output=True, text=True, timeout=30)
     assert checked.returncode == 0, checked.stderr
-    nginx_proc = subprocess.Popen([*args, "-g", "daemon off;"], stdin=subprocess.DEVNULL)
+    started: list[subprocess.Popen[bytes]] = []
     try:
-
-        def up() -> bool:
-            with socket.socket() as probe:
-                return probe.connect_ex(("127.0.0.1", port)) == 0
-
-        wait_until(up, 20, message="nginx to listen")
+        start_front_server([*args, "-g", "daemon off;"], port, tmp_path / "error.log", started)
         response = requests.get(f"http://127.0.0.1:{port}/site/echo/%C3%A0?x=1", timeout=20)
         assert response.status_code == 200, response.text[:300]
         assert response.json()["path"] == "/site/echo/à"
@@ -468,12 +463,8 @@ def test_nginx_helper_block_passes_nginx_t_and_serves(
         css = requests.get(f"http://127.0.0.1:{port}/site/static/pages/site.css", timeout=20)
         assert css.status_code == 200 and "{" in css.text  # nginx serves STATIC_ROOT itself
     finally:
-        nginx_proc.send_signal(signal.SIGQUIT)
-        try:
-            nginx_proc.wait(10)
-        except subprocess.TimeoutExpired:
-            nginx_proc.kill()
-            nginx_proc.wait(10)
+        for proc in started:
+            stop_process(proc, signal.SIGQUIT)
 
 
 def test_maxrequests_recycles_the_worker(runfcgi):

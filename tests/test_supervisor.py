@@ -14,7 +14,17 @@ from pathlib import Path
 import pytest
 
 from tests.server_fixtures import *  # noqa: F403
-from tests.server_fixtures import Load, ServerProcess, children, get, start_server, wait_until
+from tests.server_fixtures import (
+    TCP_CLOSE_WAIT,
+    TCP_LISTEN,
+    Load,
+    ServerProcess,
+    children,
+    get,
+    start_server,
+    tcp_sockets,
+    wait_until,
+)
 from tests.spin import assert_one_at_a_time_once_saturated
 
 APP = Path(__file__).resolve().parent / "supervisor_app.py"
@@ -65,16 +75,10 @@ def test_workers_share_one_socket_and_dead_ones_are_respawned(app_server) -> Non
 
 def _listening_fd_flags(pid: int, port: int) -> int:
     """The file status flags (fdinfo) of the listening socket on ``port`` in ``pid``."""
-    inodes = set()
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        with contextlib.suppress(OSError), open(table) as lines:
-            for line in list(lines)[1:]:
-                fields = line.split()
-                if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:
-                    inodes.add(fields[9])
+    sockets = {f"socket:[{fields[9]}]" for fields in tcp_sockets(port, TCP_LISTEN)}
     for fd in os.listdir(f"/proc/{pid}/fd"):
         with contextlib.suppress(OSError):
-            if os.readlink(f"/proc/{pid}/fd/{fd}") in {f"socket:[{i}]" for i in inodes}:
+            if os.readlink(f"/proc/{pid}/fd/{fd}") in sockets:
                 info = Path(f"/proc/{pid}/fdinfo/{fd}").read_text()
                 return int(info.split("flags:")[1].split()[0], 8)
     raise AssertionError(f"no listening socket on port {port} in process {pid}")
@@ -323,13 +327,7 @@ def _keepalive_burst(url: str, count: int) -> list[int]:
 def _closed_by_client_only(port: int) -> int:
     """Server-side sockets on ``port`` whose client has closed but the server not yet
     (CLOSE_WAIT in /proc/net/tcp): until the worker notices, it still counts them."""
-    count = 0
-    with open("/proc/net/tcp") as table:
-        for line in table.readlines()[1:]:
-            fields = line.split()
-            if int(fields[1].rsplit(":", 1)[1], 16) == port and fields[3] == "08":
-                count += 1
-    return count
+    return len(tcp_sockets(port, TCP_CLOSE_WAIT))
 
 
 def test_keepalive_connections_are_spread_over_the_workers(app_server) -> None:
