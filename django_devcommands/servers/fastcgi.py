@@ -538,6 +538,7 @@ def _flup_classes(
         class FCGIConnection(base.Connection):
             _params_bytes = 0
             _begun = False
+            _input_done = False  # the last request's input all arrived (end_request)
 
             _out: list[bytes]
             _out_bytes = 0
@@ -643,10 +644,7 @@ def _flup_classes(
                 # was, close now rather than wait one more wake-up of the web server.
                 if self._sock.fileno() < 0:
                     return  # closed already (flup calls this again when its loop ends)
-                if (
-                    getattr(self, "_input_done", False)
-                    and not select.select([self._sock], [], [], 0)[0]
-                ):
+                if self._input_done and not select.select([self._sock], [], [], 0)[0]:
                     _close(self._sock)
                     return
                 with contextlib.suppress(OSError):

@@ -605,8 +605,7 @@ class Worker:
             threading.Thread(target=self._beat_forever, name="heartbeat", daemon=True).start()
         # The engine gets its own descriptor to close when it stops; ours stays
         # open for a re-exec (single-process SIGHUP).
-        self.sock.setblocking(False)  # never blocking: see run(); dup() copies the mode
-        engine_sock = self.sock.dup()
+        engine_sock = self.sock.dup()  # non-blocking, as run() made the socket
         try:
             self.engine.serve(engine_sock, self)
         except Exception:
