@@ -6,12 +6,15 @@
 
 for the example's pages at each size (default 10k and 100k rows), plus the peak RSS of
 our reindex process at each size. Every tool indexes into a fresh core made from the
-configset ``solr --schema`` writes, on the same local Solr.
+configset ``solr --schema`` writes, on the same local Solr; ``--update-log off`` makes
+those cores without Solr's transaction log (what ``SOLR_UPDATE_LOG = False`` does),
+``--update-log on off`` measures both.
 
 Usage::
 
     python benchmarks/reindex.py                 # 10000 and 100000 rows
     python benchmarks/reindex.py --sizes 2000    # a quick look
+    python benchmarks/reindex.py --sizes 10000 --update-log on off
 
 django-haystack is not a dependency of django-devcommands: the first run makes a
 virtualenv of its own (~/.cache/django-devcommands/bench-reindex-venv) with
@@ -178,6 +181,13 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
     parser.add_argument("--tools", nargs="+", default=["ceiling", "ours", "haystack"])
     parser.add_argument("--repeat", type=int, default=2, help="rounds per size (best kept)")
+    parser.add_argument(
+        "--update-log",
+        nargs="+",
+        choices=["on", "off"],
+        default=["on"],
+        help="cores with Solr's transaction log (on, the default), without (off), or both",
+    )
     parser.add_argument("--workdir", default="/tmp/devcommands-bench-reindex")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--url", help=argparse.SUPPRESS)
@@ -196,6 +206,11 @@ def main() -> None:
     from django_devcommands.solr.client import SolrClient
     from django_devcommands.solr.indexes import registry
 
+    def new_core(name: str, log: str) -> None:
+        if client.core_exists(name):
+            client.unload_core(name)
+        client.create_core(name, "bench", {} if log == "on" else {schema.ULOG_PROPERTY: "false"})
+
     work = Path(args.workdir)
     work.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
@@ -207,66 +222,69 @@ def main() -> None:
     )
     client = SolrClient(solr.url, timeout=120)
     schema.write_configset(Path(solr.home) / "configsets" / "bench" / "conf", registry.all())
-    results: dict[int, dict[str, dict[str, float]]] = {}
+    results: dict[tuple[int, str], dict[str, dict[str, float]]] = {}
     try:
         # Warm Solr's JIT up first, so the first tool measured is not the one that pays.
         warm = str(work / "pages-warmup.sqlite3")
         if not Path(warm).exists():
             load_pages(warm + ".tmp", 10000)
             os.replace(warm + ".tmp", warm)
-        for tool in [*args.tools, *args.tools]:
-            client.create_core("bench_warmup", "bench")
-            try:
-                measure(tool, warm, solr.url, "bench_warmup", solr.pid)
-            finally:
-                client.unload_core("bench_warmup")
+        for log in args.update_log:
+            for tool in [*args.tools, *args.tools]:
+                new_core("bench_warmup", log)
+                try:
+                    measure(tool, warm, solr.url, "bench_warmup", solr.pid)
+                finally:
+                    client.unload_core("bench_warmup")
         for size in args.sizes:
             db = str(work / f"pages-{size}.sqlite3")
             if not Path(db).exists():
                 print(f"loading {size} pages...", flush=True)
                 load_pages(db + ".tmp", size)
                 os.replace(db + ".tmp", db)
-            results[size] = {}
-            # Tools take turns, --repeat rounds; the best round of each is kept, so a
-            # burst of load from elsewhere on the machine does not decide the ratio.
+            for log in args.update_log:
+                results[size, log] = {}
+            # Tools (and update log settings) take turns, --repeat rounds; the best round
+            # of each is kept, so a burst of load from elsewhere on the machine does not
+            # decide the ratio.
             for round_ in range(args.repeat):
-                for tool in args.tools:
+                for log, tool in [(log, tool) for log in args.update_log for tool in args.tools]:
                     core = f"bench_{tool}_{size}"
-                    if client.core_exists(core):
-                        client.unload_core(core)
-                    client.create_core(core, "bench")
+                    new_core(core, log)
+                    by_tool = results[size, log]
+                    label = f"{tool} (log {log})" if len(args.update_log) > 1 else tool
                     try:
                         r = measure(tool, db, solr.url, core, solr.pid)
                     finally:
                         client.unload_core(core)
                     if "error" in r:
-                        print(f"{size:>7} {tool:<9} FAILED: {r['error']}", flush=True)
-                        results[size].setdefault(tool, r)
+                        print(f"{size:>7} {label:<9} FAILED: {r['error']}", flush=True)
+                        by_tool.setdefault(tool, r)
                         continue
                     print(
-                        f"{size:>7} {tool:<9} round {round_ + 1}: {r['docs']:>7.0f} docs "
+                        f"{size:>7} {label:<9} round {round_ + 1}: {r['docs']:>7.0f} docs "
                         f"{r['seconds']:7.2f}s {r['docs'] / r['seconds']:9,.0f} docs/s  "
                         f"peak RSS {r['rss_mb']:6.1f} MB  CPU s: client {r['cpu']:5.2f} "
                         f"Solr {r['solr_cpu']:5.2f}",
                         flush=True,
                     )
-                    best = results[size].get(tool, {})
+                    best = by_tool.get(tool, {})
                     if "seconds" not in best or r["seconds"] < best["seconds"]:
                         r["rss_mb"] = max(r["rss_mb"], best.get("rss_mb", 0))
-                        results[size][tool] = r
+                        by_tool[tool] = r
                     else:
                         best["rss_mb"] = max(r["rss_mb"], best["rss_mb"])
     finally:
         solr.stop()
     print()
     print("best of", args.repeat, "round(s):")
-    print("size     ours docs/s  haystack docs/s  ceiling docs/s  vs haystack  vs ceiling")
-    for size, by_tool in results.items():
+    print("size    log  ours docs/s  haystack docs/s  ceiling docs/s  vs haystack  vs ceiling")
+    for (size, log), by_tool in results.items():
         ours = by_tool.get("ours", {})
         if "seconds" not in ours:
             continue
         rate = ours["docs"] / ours["seconds"]
-        line = f"{size:>7} {rate:12,.0f}"
+        line = f"{size:>7} {log:>4} {rate:12,.0f}"
         for peer in ("haystack", "ceiling"):
             other = by_tool.get(peer, {})
             line += (
@@ -284,17 +302,22 @@ def main() -> None:
         print(line)
     print()
     print("CPU seconds per 1000 docs (client + Solr; insensitive to other load):")
-    for size, by_tool in results.items():
-        line = f"{size:>7}"
+    for (size, log), by_tool in results.items():
+        line = f"{size:>7} {log:>4}"
         for tool in args.tools:
             r = by_tool.get(tool, {})
             if "cpu" in r:
                 line += f"  {tool} {1000 * (r['cpu'] + r['solr_cpu']) / r['docs']:.3f}"
         print(line)
-    sizes = [s for s in args.sizes if "rss_mb" in results.get(s, {}).get("ours", {})]
-    if len(sizes) >= 2:
-        growth = results[sizes[-1]]["ours"]["rss_mb"] - results[sizes[0]]["ours"]["rss_mb"]
-        print(f"peak RSS growth of ours from {sizes[0]} to {sizes[-1]} rows: {growth:.1f} MB")
+    for log in args.update_log:
+        rss = {s: results.get((s, log), {}).get("ours", {}).get("rss_mb") for s in args.sizes}
+        sizes = [s for s in args.sizes if rss[s] is not None]
+        if len(sizes) >= 2:
+            growth = rss[sizes[-1]] - rss[sizes[0]]  # type: ignore[operator]
+            print(
+                f"peak RSS growth of ours from {sizes[0]} to {sizes[-1]} rows "
+                f"(log {log}): {growth:.1f} MB"
+            )
 
 
 if __name__ == "__main__":

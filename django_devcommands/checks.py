@@ -305,6 +305,20 @@ def check_solr_settings(values: dict[str, Any]) -> list[CheckMessage]:
         errors.append(
             _solr_error("SOLR_SIGNALS", "must be True or False.", None, "devcommands.E306")
         )
+    update_log = values["SOLR_UPDATE_LOG"]
+    if not isinstance(update_log, bool):
+        errors.append(
+            _solr_error("SOLR_UPDATE_LOG", "must be True or False.", None, "devcommands.E309")
+        )
+    elif not update_log and values["SOLR_MODE"] == "cloud":
+        errors.append(
+            _solr_error(
+                "SOLR_UPDATE_LOG",
+                "cannot be False in cloud mode: SolrCloud replicas recover from the update log.",
+                "Remove it, or use SOLR_MODE = 'standalone'.",
+                "devcommands.E309",
+            )
+        )
     install = values["SOLR_INSTALL"]
     if install is not None and not (
         isinstance(install, str) and os.path.isfile(os.path.join(install, "bin", "solr"))

@@ -43,6 +43,9 @@ DEFAULTS: dict[str, Any] = {
     "SOLR_AUTH": None,
     #: Update the index on save/delete of indexed models (batched per transaction).
     "SOLR_SIGNALS": False,
+    #: Standalone cores keep Solr's transaction log (False: cores made by --create and
+    #: --swap skip it; faster bulk indexing, see docs/settings/solr.rst). Cloud needs it.
+    "SOLR_UPDATE_LOG": True,
     #: A Solr install (the directory holding bin/solr) for --start/--stop; None: Maven.
     "SOLR_INSTALL": None,
     #: Where the local Solr keeps its data and state; None: a per-user cache directory.
@@ -163,6 +166,10 @@ class Settings:
     @property
     def SOLR_SIGNALS(self) -> bool:
         return bool(self.get("SOLR_SIGNALS"))
+
+    @property
+    def SOLR_UPDATE_LOG(self) -> bool:
+        return bool(self.get("SOLR_UPDATE_LOG"))
 
     @property
     def SOLR_INSTALL(self) -> str | None:

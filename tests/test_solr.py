@@ -83,6 +83,34 @@ def test_create_reindex_search_sync(solr_env, standalone_client, solr_name):
     assert ok(manage(solr_env, "solr", "--reindex", "-v0")) == ""
 
 
+def tlog_files(client, core: str) -> list[str]:
+    """The core's transaction log files, read from the data directory Solr reports."""
+    status = client.request("GET", "admin/cores", params={"action": "STATUS", "core": core})
+    tlog = Path(status["status"][core]["dataDir"], "tlog")
+    return sorted(p.name for p in tlog.iterdir()) if tlog.is_dir() else []
+
+
+def test_update_log_follows_the_setting(solr_env, standalone_client, solr_name):
+    """SOLR_UPDATE_LOG = False: --create and --swap make cores that write no transaction
+    log, and the swapped-in core keeps it off; the default keeps Solr's log."""
+    ok(manage(solr_env, "solr", "--create"))
+    ok(manage(solr_env, "solr", "--reindex"))
+    assert tlog_files(standalone_client, solr_name)  # the default: a log is written
+    standalone_client.unload_core(solr_name)
+
+    env = {**solr_env, "EXAMPLE_SOLR_UPDATE_LOG": "0"}
+    ok(manage(env, "solr", "--create"))
+    ok(manage(env, "solr", "--reindex"))
+    assert standalone_client.count(solr_name) == 25
+    assert tlog_files(standalone_client, solr_name) == []
+    assert "Swapped" in ok(manage(env, "solr", "--reindex", "--swap"))
+    assert standalone_client.count(solr_name) == 25
+    assert tlog_files(standalone_client, solr_name) == []
+    # Cloud mode refuses the setting before anything is sent.
+    err = fail(manage({**env, "EXAMPLE_SOLR_MODE": "cloud"}, "solr", "--status"))
+    assert "devcommands.E309" in err and "SolrCloud" in err
+
+
 def test_sync_schema_adds_and_prunes(standalone_client, solr_standalone, solr_name):
     """A core made from a bare schema is brought in line; --prune drops a stray field."""
     indexes = registry.all()

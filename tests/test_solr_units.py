@@ -295,6 +295,9 @@ def test_duplicate_registration_at_import_is_check_e311(monkeypatch):
         ({"SOLR_SIGNALS": "yes"}, {"devcommands.E306"}),
         ({"SOLR_INSTALL": "/nonexistent"}, {"devcommands.E307"}),
         ({"SOLR_VERSION": "8.11.2"}, {"devcommands.E308"}),
+        ({"SOLR_UPDATE_LOG": "no"}, {"devcommands.E309"}),
+        ({"SOLR_UPDATE_LOG": False}, set()),
+        ({"SOLR_UPDATE_LOG": False, "SOLR_MODE": "cloud"}, {"devcommands.E309"}),
     ],
 )
 def test_solr_settings_checks(settings, expected):
@@ -543,3 +546,19 @@ def test_local_solr_state_naming_a_reused_pid_is_stale(tmp_path):
     finally:
         innocent.kill()
         innocent.wait(10)
+
+
+def test_format_date_gives_one_utc_form_for_one_instant():
+    """Django's UTC datetimes take a shortcut; it must agree with the general path."""
+    from zoneinfo import ZoneInfo
+
+    utc = datetime.datetime(2026, 11, 27, 1, 2, 3, 456789, tzinfo=datetime.timezone.utc)
+    paris = utc.astimezone(ZoneInfo("Europe/Paris"))
+    fixed = utc.astimezone(datetime.timezone(datetime.timedelta(hours=-5)))
+    expected = "2026-11-27T01:02:03.456Z"
+    assert ix.format_date(utc) == ix.format_date(paris) == ix.format_date(fixed) == expected
+    assert ix.format_date(utc.replace(tzinfo=None)) == expected  # naive is taken as UTC
+    assert ix.format_date(utc.replace(microsecond=0)) == "2026-11-27T01:02:03.000Z"
+    assert ix.format_date(datetime.date(2026, 11, 27)) == "2026-11-27T00:00:00Z"
+    with pytest.raises(TypeError):
+        ix.format_date(3)

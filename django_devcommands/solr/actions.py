@@ -76,6 +76,7 @@ def _target(client: SolrClient | None = None) -> indexer.Target:
         configset=conf.SOLR_CONFIGSET,
         shards=conf.SOLR_SHARDS,
         replicas=conf.SOLR_REPLICAS,
+        update_log=conf.SOLR_UPDATE_LOG,
     )
 
 

@@ -179,18 +179,13 @@ class SolrClient:
         )
         return bool(status["status"].get(name))
 
-    def create_core(self, name: str, config_set: str) -> None:
-        self.request(
-            "GET",
-            "admin/cores",
-            params={
-                "action": "CREATE",
-                "name": name,
-                "instanceDir": name,
-                "configSet": config_set,
-            },
-            timeout=max(self.timeout, 60),
-        )
+    def create_core(
+        self, name: str, config_set: str, properties: Mapping[str, str] | None = None
+    ) -> None:
+        """``properties`` become the core's own properties (``${name}`` in its config)."""
+        params = {"action": "CREATE", "name": name, "instanceDir": name, "configSet": config_set}
+        params.update({f"property.{k}": v for k, v in (properties or {}).items()})
+        self.request("GET", "admin/cores", params=params, timeout=max(self.timeout, 60))
 
     def unload_core(self, name: str, delete: bool = True) -> None:
         params = {"action": "UNLOAD", "core": name}

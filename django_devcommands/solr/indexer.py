@@ -21,7 +21,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -51,6 +51,8 @@ class Target:
     configset: str = "devcommands"
     shards: int = 1
     replicas: int = 1
+    #: Standalone: whether cores this code creates keep Solr's update log.
+    update_log: bool = True
 
 
 @dataclass
@@ -397,14 +399,16 @@ def create(target: Target, indexes: Sequence[ix.SearchIndex]) -> list[str]:
             f"{target.replicas} replica(s)), alias {target.collection!r} points to it"
         )
     else:
-        _create_core(client, target.collection, target.configset)
+        _create_core(target, target.collection)
         done.append(f"core {target.collection!r} created")
     return done
 
 
-def _create_core(client: SolrClient, name: str, configset: str) -> None:
+def _create_core(target: Target, name: str) -> None:
+    client, configset = target.client, target.configset
+    properties = {} if target.update_log else {schema.ULOG_PROPERTY: "false"}
     try:
-        client.create_core(name, configset)
+        client.create_core(name, configset, properties)
     except SolrError as exc:
         if "configset" in str(exc).lower() or "config" in str(exc).lower():
             raise SolrError(
@@ -449,8 +453,8 @@ def swap_reindex(
         old_collections = aliases[target.collection].split(",")
         client.create_collection(fresh, target.configset, target.shards, target.replicas)
     else:
-        _create_core(client, fresh, target.configset)
-    building = Target(client, fresh, target.cloud, target.configset, target.shards, target.replicas)
+        _create_core(target, fresh)
+    building = replace(target, collection=fresh)
     switched = False
     try:
         results = [

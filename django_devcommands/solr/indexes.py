@@ -194,6 +194,8 @@ class DateField(Field):
 def format_date(value: Any) -> str:
     """Solr's date format: ISO 8601 in UTC with a ``Z``; naive values are taken as UTC."""
     if isinstance(value, datetime.datetime):
+        if value.tzinfo is datetime.timezone.utc:  # how Django reads datetimes with USE_TZ
+            return value.isoformat(timespec="milliseconds")[:-6] + "Z"  # "+00:00" -> "Z"
         if value.tzinfo is not None:
             value = value.astimezone(datetime.timezone.utc).replace(tzinfo=None)
         return value.isoformat(timespec="milliseconds") + "Z"

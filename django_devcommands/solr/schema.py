@@ -22,6 +22,8 @@ if TYPE_CHECKING:
     from django_devcommands.solr.client import SolrClient
 
 LUCENE_MATCH_VERSION = "9.12"
+#: The Solr property that switches a core's update (transaction) log; see solrconfig_xml().
+ULOG_PROPERTY = "solr.ulog.enable"
 
 _TEXT_GENERAL = {
     "name": "text_general",
@@ -213,7 +215,9 @@ def solrconfig_xml() -> str:
     <ramBufferSizeMB>100</ramBufferSizeMB>
   </indexConfig>
   <updateHandler class="solr.DirectUpdateHandler2">
-    <updateLog>
+    <!-- Off for a core created with property.{ULOG_PROPERTY}=false (SOLR_UPDATE_LOG =
+         False): bulk indexing threads then no longer queue for the log's lock. -->
+    <updateLog enable="${{{ULOG_PROPERTY}:true}}">
       <str name="dir">${{solr.ulog.dir:}}</str>
     </updateLog>
     <autoCommit>

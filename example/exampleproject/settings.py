@@ -79,6 +79,7 @@ DEVCOMMANDS = {
     "SOLR_LOCAL_DIR": os.environ.get("EXAMPLE_SOLR_LOCAL_DIR") or None,
     "SOLR_SHARDS": int(os.environ.get("EXAMPLE_SOLR_SHARDS", "1")),
     "SOLR_SIGNALS": os.environ.get("EXAMPLE_SOLR_SIGNALS", "0").lower() in {"1", "true", "yes"},
+    "SOLR_UPDATE_LOG": os.environ.get("EXAMPLE_SOLR_UPDATE_LOG", "1").lower() not in {"0", "false"},
     # "user:password" for a Solr that requires Basic authentication.
     "SOLR_AUTH": (
         tuple(os.environ["EXAMPLE_SOLR_AUTH"].split(":", 1))
