@@ -233,7 +233,7 @@ def _solr_error(key: str, message: str, hint: str | None, id: str) -> Error:
 
 
 def check_solr_settings(values: dict[str, Any]) -> list[CheckMessage]:
-    """Validate the SOLR_* settings (ids devcommands.E301-E309, W301)."""
+    """Validate the SOLR_* settings (ids devcommands.E301-E309, E312, W301)."""
     from django_devcommands.net import is_loopback
 
     errors: list[CheckMessage] = []
@@ -316,7 +316,7 @@ def check_solr_settings(values: dict[str, Any]) -> list[CheckMessage]:
                 "SOLR_UPDATE_LOG",
                 "cannot be False in cloud mode: SolrCloud replicas recover from the update log.",
                 "Remove it, or use SOLR_MODE = 'standalone'.",
-                "devcommands.E309",
+                "devcommands.E312",
             )
         )
     install = values["SOLR_INSTALL"]

@@ -108,7 +108,7 @@ def test_update_log_follows_the_setting(solr_env, standalone_client, solr_name):
     assert tlog_files(standalone_client, solr_name) == []
     # Cloud mode refuses the setting before anything is sent.
     err = fail(manage({**env, "EXAMPLE_SOLR_MODE": "cloud"}, "solr", "--status"))
-    assert "devcommands.E309" in err and "SolrCloud" in err
+    assert "devcommands.E312" in err and "SolrCloud" in err
 
 
 def test_sync_schema_adds_and_prunes(standalone_client, solr_standalone, solr_name):
@@ -140,10 +140,15 @@ def test_sync_schema_adds_and_prunes(standalone_client, solr_standalone, solr_na
 def test_flush_asks_then_deletes(solr_env, standalone_client, solr_name):
     ok(manage(solr_env, "solr", "--create"))
     ok(manage(solr_env, "solr", "--reindex"))
+    # A document of another model, which --models pages.Page must leave alone.
+    other = {"id": "other.thing.1", "django_ct": "other.thing", "django_id": "1"}
+    standalone_client.add(solr_name, [other])
+    standalone_client.commit(solr_name)
     assert "cancelled" in fail(manage(solr_env, "solr", "--flush", input="n\n"))
-    assert standalone_client.count(solr_name) == 25
+    assert standalone_client.count(solr_name) == 26
     ok(manage(solr_env, "solr", "--flush", "--models", "pages.Page", input="y\n"))
-    assert standalone_client.count(solr_name) == 0
+    assert standalone_client.count(solr_name) == 1
+    assert standalone_client.count(solr_name, "django_ct:pages.page") == 0
     ok(manage(solr_env, "solr", "--reindex"))
     ok(manage(solr_env, "solr", "--flush", "--noinput"))
     assert standalone_client.count(solr_name) == 0
@@ -462,3 +467,5 @@ def test_update_command_reports_changed_rows(solr_env, standalone_client, solr_n
     # Every page of the example was saved just now: all 25 are within the last hour.
     assert "pages.page: 25 indexed" in ok(manage(solr_env, "solr", "--update", "--since", "1h"))
     assert standalone_client.count(solr_name) == 25
+    # A duration reaching before year 1 is bad input, not a traceback.
+    assert "--since" in fail(manage(solr_env, "solr", "--update", "--since", "800000d"))

@@ -297,7 +297,7 @@ def test_duplicate_registration_at_import_is_check_e311(monkeypatch):
         ({"SOLR_VERSION": "8.11.2"}, {"devcommands.E308"}),
         ({"SOLR_UPDATE_LOG": "no"}, {"devcommands.E309"}),
         ({"SOLR_UPDATE_LOG": False}, set()),
-        ({"SOLR_UPDATE_LOG": False, "SOLR_MODE": "cloud"}, {"devcommands.E309"}),
+        ({"SOLR_UPDATE_LOG": False, "SOLR_MODE": "cloud"}, {"devcommands.E312"}),
     ],
 )
 def test_solr_settings_checks(settings, expected):
@@ -323,7 +323,7 @@ def test_parse_since(text, seconds):
 
 
 @pytest.mark.parametrize(
-    "text", ["", "2", "h", "-1h", "2y", "nanh", "soon", "infd", "1e400d", "1e300w"]
+    "text", ["", "2", "h", "-1h", "2y", "nanh", "soon", "infd", "1e400d", "1e300w", "800000d"]
 )
 def test_parse_since_rejects(text):
     with pytest.raises(ValueError):
@@ -562,3 +562,13 @@ def test_format_date_gives_one_utc_form_for_one_instant():
     assert ix.format_date(datetime.date(2026, 11, 27)) == "2026-11-27T00:00:00Z"
     with pytest.raises(TypeError):
         ix.format_date(3)
+
+
+def test_ctrl_c_message_says_what_was_left():
+    from django_devcommands.management.commands.solr import interrupted
+
+    assert "live index is untouched" in interrupted("reindex", swap=True)
+    for action in ("reindex", "update"):
+        message = interrupted(action, swap=False)
+        assert "untouched" not in message and "again" in message
+    assert interrupted("flush", swap=False) == "Interrupted."

@@ -302,9 +302,11 @@ def parse_since(text: str) -> datetime.timedelta:
     if not math.isfinite(amount) or amount < 0:
         raise ValueError(text)
     try:
-        return datetime.timedelta(seconds=amount * units[text[-1]])
-    except OverflowError:  # more days than a timedelta holds
+        since = datetime.timedelta(seconds=amount * units[text[-1]])
+        datetime.datetime.now(datetime.timezone.utc) - since  # noqa: B018 (before year 1?)
+    except OverflowError:  # more days than a timedelta, or the calendar, holds
         raise ValueError(text) from None
+    return since
 
 
 def update(
@@ -383,12 +385,12 @@ def publish_configset(target: Target, indexes: Sequence[ix.SearchIndex]) -> str:
 
 def create(target: Target, indexes: Sequence[ix.SearchIndex]) -> list[str]:
     """Create the core (standalone) or collection plus alias (cloud); returns what was done."""
-    done = [publish_configset(target, indexes)]
-    if exists(target):
+    if exists(target):  # before publishing: the existing index may use that configset
         raise SolrError(
             f"{target.collection!r} already exists at {target.client.base_url}; "
             "use --sync-schema to update its schema or --reindex --swap to rebuild."
         )
+    done = [publish_configset(target, indexes)]
     client = target.client
     if target.cloud:
         physical = new_name(target.collection)
@@ -439,7 +441,6 @@ def swap_reindex(
             f"{target.collection!r} does not exist at {client.base_url}: "
             "create it with `manage.py solr --create` first."
         )
-    publish_configset(target, indexes)
     fresh = new_name(target.collection)
     old_collections: list[str] = []
     if target.cloud:
@@ -451,10 +452,21 @@ def swap_reindex(
                 "`manage.py solr --create` (which makes the alias)."
             )
         old_collections = aliases[target.collection].split(",")
-        client.create_collection(fresh, target.configset, target.shards, target.replicas)
+        # A configset of its own: the live collection watches its configset's schema in
+        # ZooKeeper, so uploading over that one would change live searches before the
+        # switch (and for good if the build failed).
+        client.upload_configset(fresh, schema.configset_zip(indexes, fresh))
+        try:
+            client.create_collection(fresh, fresh, target.shards, target.replicas)
+        except BaseException:
+            _remove(client, cloud=True, collections=[], configsets=[fresh])
+            raise
+        building = replace(target, collection=fresh, configset=fresh)
     else:
+        # The live core reads its configset directory only when it is (re)loaded.
+        publish_configset(target, indexes)
         _create_core(target, fresh)
-    building = replace(target, collection=fresh)
+        building = replace(target, collection=fresh)
     switched = False
     try:
         results = [
@@ -466,22 +478,49 @@ def swap_reindex(
             on_built(fresh)
         if target.cloud:
             client.create_alias(target.collection, [fresh])
+            switched = True
             # Every node must route the alias to the new collection, and searches already
             # routed to the old one must finish, before the old one may be deleted.
             client.wait_for_alias(target.collection, [fresh])
             time.sleep(DRAIN_SECONDS)
         else:
             client.swap_cores(target.collection, fresh)
-        switched = True
-    finally:
-        # Not switched: ``fresh`` is the half-built one. Switched: the name ``fresh``
-        # (standalone) or the old collections (cloud) now hold the previous index.
-        try:
-            if target.cloud:
-                for name in old_collections if switched else [fresh]:
-                    client.delete_collection(name)
-            else:
-                client.unload_core(fresh, delete=True)
-        except SolrError as exc:
-            logger.warning("Could not remove the index %r left by the swap: %s", fresh, exc)
+            switched = True
+    except BaseException as exc:
+        if not switched:  # ``fresh`` is the half-built one
+            _remove(client, target.cloud, [fresh], [fresh] if target.cloud else [])
+            raise
+        # The alias already points to the complete new collection, but nodes may still
+        # route searches to the old ones: keep them rather than fail those searches.
+        what = "Interrupted" if isinstance(exc, KeyboardInterrupt) else str(exc)
+        raise SolrError(
+            f"{what} after the switch: {target.collection!r} serves the new collection "
+            f"{fresh!r}; the previous one(s), {', '.join(old_collections)}, were kept. "
+            "Delete them (Collections API DELETE) once no search uses them."
+        ) from None
+    # Switched: the name ``fresh`` (standalone) or the old collections (cloud) now hold
+    # the previous index, with (cloud) the configsets --swap uploaded for them.
+    if target.cloud:
+        generated = set(old_collections) & set(client.configsets())
+        _remove(client, True, old_collections, sorted(generated))
+    else:
+        _remove(client, False, [fresh], [])
     return results, fresh
+
+
+def _remove(client: SolrClient, cloud: bool, collections: list[str], configsets: list[str]) -> None:
+    """Delete what a swap left behind; a failure is logged, not raised (the swap's own
+    outcome is what the caller needs to hear)."""
+    for name in collections:
+        try:
+            if cloud:
+                client.delete_collection(name)
+            else:
+                client.unload_core(name, delete=True)
+        except SolrError as exc:
+            logger.warning("Could not remove the index %r left by the swap: %s", name, exc)
+    for name in configsets:
+        try:
+            client.delete_configset(name)
+        except SolrError as exc:
+            logger.warning("Could not remove the configset %r left by the swap: %s", name, exc)

@@ -160,10 +160,22 @@ class Command(BaseCommand):
                 f"{exc.strerror or exc}: {exc.filename or ''}".rstrip(": ")
             ) from None
         except KeyboardInterrupt:
-            raise CommandError("Interrupted; the live index is untouched.") from None
+            raise CommandError(interrupted(options["action"], options["swap"])) from None
 
     def confirm(self, question: str) -> bool:
         self.stdout.write(question, ending="")
         self.stdout.flush()
         answer = sys.stdin.readline()
         return answer.strip().lower() in {"y", "yes"}
+
+
+def interrupted(action: str, swap: bool) -> str:
+    """What a Ctrl-C left behind, in one line."""
+    if action == "reindex" and swap:
+        return "Interrupted; the live index is untouched and the half-built one removed."
+    if action in ("reindex", "update"):
+        return (
+            "Interrupted; the documents sent so far replace their old versions at Solr's "
+            "next commit. Run the command again to finish."
+        )
+    return "Interrupted."
