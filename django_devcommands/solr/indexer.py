@@ -303,7 +303,7 @@ def parse_since(text: str) -> datetime.timedelta:
         raise ValueError(text)
     try:
         since = datetime.timedelta(seconds=amount * units[text[-1]])
-        datetime.datetime.now(datetime.timezone.utc) - since  # noqa: B018 (before year 1?)
+        datetime.datetime.now(datetime.timezone.utc) - since  # overflows before year 1
     except OverflowError:  # more days than a timedelta, or the calendar, holds
         raise ValueError(text) from None
     return since
