@@ -118,7 +118,7 @@ def _json_default(value: Any) -> Any:
 
 def json_encoder(*, fast: bool = True) -> Callable[[Any], bytes]:
     """Documents to UTF-8 JSON: with orjson when installed (the ``solr`` extra), which
-    takes about a tenth of the standard library encoder's time on 10 KB pages."""
+    takes about a tenth of the standard library encoder's time on the example's pages."""
     if fast:
         try:
             import orjson

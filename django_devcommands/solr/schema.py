@@ -59,7 +59,12 @@ FIELD_TYPES: dict[str, dict[str, Any]] = {
         "sortMissingLast": "true",
         "docValues": "true",
     },
-    "boolean": {"name": "boolean", "class": "solr.BoolField", "sortMissingLast": "true"},
+    "boolean": {
+        "name": "boolean",
+        "class": "solr.BoolField",
+        "sortMissingLast": "true",
+        "docValues": "true",  # what schema version 1.7 gives it anyway: said, so plan() knows
+    },
     "pint": {"name": "pint", "class": "solr.IntPointField", "docValues": "true"},
     "plong": {"name": "plong", "class": "solr.LongPointField", "docValues": "true"},
     "pfloat": {"name": "pfloat", "class": "solr.FloatPointField", "docValues": "true"},
@@ -142,6 +147,14 @@ def plan(indexes: Iterable[ix.SearchIndex]) -> SchemaPlan:
                 "multiValued": f.multi_valued,
                 "required": f.required,
             }
+            if FIELD_TYPES.get(f.type_name, {}).get("docValues") == "true":
+                # Solr also searches a field through its docValues, and returns them
+                # as if stored: indexed=False means not searchable (and not paid for
+                # when indexing), stored=False not returned.
+                if not f.indexed:
+                    result.fields[name]["docValues"] = False
+                elif not f.stored:
+                    result.fields[name]["useDocValuesAsStored"] = False
             if f.copy_to_text and (name, ix.TEXT_FIELD) not in result.copy_fields:
                 result.copy_fields.append((name, ix.TEXT_FIELD))
     return result
@@ -310,6 +323,14 @@ def _norm(value: Any) -> Any:
     return value
 
 
+def _doc_values(f: dict[str, Any]) -> bool:
+    """Whether a planned field has docValues: its own setting (see plan()), else its type's
+    (the live fields are read with showDefaults, so they carry the effective value)."""
+    if "docValues" in f:
+        return bool(f["docValues"])
+    return FIELD_TYPES.get(f["type"], {}).get("docValues") == "true"
+
+
 def schema_changes(
     client: SolrClient, collection: str, indexes: Iterable[ix.SearchIndex], prune: bool = False
 ) -> list[dict[str, Any]]:
@@ -334,8 +355,10 @@ def schema_changes(
         live = live_fields.get(name)
         if live is None:
             commands.append({"add-field": f})
-        elif name not in SYSTEM_NAMES and any(
-            _norm(live.get(k, False)) != _norm(f.get(k, False)) for k in _ATTRS
+        elif name not in SYSTEM_NAMES and (
+            any(_norm(live.get(k, False)) != _norm(f.get(k, False)) for k in _ATTRS)
+            or _norm(live.get("docValues", False)) != _doc_values(f)
+            or _norm(live.get("useDocValuesAsStored", True)) != f.get("useDocValuesAsStored", True)
         ):
             commands.append({"replace-field": f})
     for source, dest in wanted.copy_fields:
