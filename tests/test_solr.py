@@ -392,6 +392,72 @@ def test_start_status_stop_a_local_solr(example_env, tmp_path):
         solr.stop()
 
 
+STAND_IN_SOLR = """\
+#!/bin/sh
+# A stand-in for an install's bin/solr with the same command line (start -p PORT -s HOME
+# [-c] ... / stop -p PORT); it runs the Maven-provisioned Solr on that port, detached.
+exec {python} - "$@" <<'PYTHON'
+import sys
+from django_devcommands.solr import local
+
+args = sys.argv[1:]
+port = int(args[args.index("-p") + 1])
+state = {state!r}
+with open(state + "/calls", "a") as calls:
+    calls.write(" ".join(args) + "\\n")
+if args[0] == "start":
+    home = args[args.index("-s") + 1] + "/node"
+    local.start("standalone", home=home, port=port, detach=True, local_dir=state, heap="256m")
+    print("Started Solr server on port", port)
+elif args[0] == "stop":
+    assert local.stop("standalone", state) is not None, "nothing to stop"
+PYTHON
+"""
+
+
+def test_start_status_stop_with_an_installed_solr(example_env, tmp_path):
+    """With SOLR_INSTALL, --start runs its bin/solr, the other actions find the Solr it
+    started without SOLR_URL, and --stop passes bin/solr the port --start used. bin/solr
+    is a stand-in here (Solr's binary distribution is not on Maven Central); the Solr it
+    starts is real."""
+    import os
+    import sys
+
+    install = tmp_path / "solr-install"
+    (install / "server" / "solr").mkdir(parents=True)
+    (install / "server" / "solr" / "solr.xml").write_text("<solr/>\n")
+    script = install / "bin" / "solr"
+    script.parent.mkdir()
+    state = tmp_path / "stand-in"
+    state.mkdir()
+    script.write_text(STAND_IN_SOLR.format(python=sys.executable, state=str(state)))
+    script.chmod(0o755)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {
+        **example_env,
+        "EXAMPLE_SOLR_INSTALL": str(install),
+        "EXAMPLE_SOLR_LOCAL_DIR": str(tmp_path / "local"),
+        "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent.parent), *sys.path]),
+    }
+    env.pop("EXAMPLE_SOLR_URL", None)
+    assert "has not started" in fail(manage(env, "solr", "--status"))
+    try:
+        out = ok(manage(env, "solr", "--start", "--port", str(port), timeout=900))
+        assert f"is running at http://127.0.0.1:{port}/solr" in out
+        assert "Solr 9.10.1 (standalone)" in ok(manage(env, "solr", "--status"))
+        ok(manage(env, "solr", "--create"))
+        ok(manage(env, "solr", "--reindex"))
+        assert "25 documents" in ok(manage(env, "solr", "--status"))
+        assert "Stopped" in ok(manage(env, "solr", "--stop"))
+        calls = (state / "calls").read_text().splitlines()
+        assert calls[0].startswith(f"start -p {port} -s ") and calls[1] == f"stop -p {port}"
+        assert "has not started" in fail(manage(env, "solr", "--status"))
+    finally:
+        local.stop("standalone", str(state))
+
+
 def test_solr_error_for_a_bad_request(standalone_client):
     with pytest.raises(SolrError, match="HTTP 400"):
         standalone_client.create_core("x y", "no-such-configset")

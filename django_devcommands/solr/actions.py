@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
+from urllib.parse import urlsplit
 
 from django_devcommands.conf import conf
 from django_devcommands.solr import indexer, local, schema
@@ -213,6 +214,7 @@ def do_start(req: Request, out: TextIO, err: TextIO) -> None:
     if conf.SOLR_INSTALL:
         home = local.cache_dir(conf.SOLR_LOCAL_DIR) / mode / "installed-home"
         url = local.start_installed(conf.SOLR_INSTALL, mode, req.port, home)
+        local.remember_installed(mode, conf.SOLR_LOCAL_DIR, conf.SOLR_INSTALL, url)
         out.write(f"Solr ({mode}, {conf.SOLR_INSTALL}) is running at {url}\n")
         return
     already = local.running(mode, conf.SOLR_LOCAL_DIR)
@@ -245,7 +247,12 @@ def do_start(req: Request, out: TextIO, err: TextIO) -> None:
 def do_stop(req: Request, out: TextIO, err: TextIO) -> None:
     mode = _mode(req)
     if conf.SOLR_INSTALL:
-        local.stop_installed(conf.SOLR_INSTALL, req.port)
+        port = req.port
+        url = local.installed_url(mode, conf.SOLR_LOCAL_DIR, conf.SOLR_INSTALL)
+        if not port and url:  # the port --start used
+            port = urlsplit(url).port or 0
+        local.stop_installed(conf.SOLR_INSTALL, port)
+        local.forget_installed(mode, conf.SOLR_LOCAL_DIR)
         out.write(f"Stopped Solr ({conf.SOLR_INSTALL}).\n")
         return
     solr = local.stop(mode, conf.SOLR_LOCAL_DIR)

@@ -394,12 +394,21 @@ class SolrClient:
 
 
 def resolve_url() -> str:
-    """``DEVCOMMANDS['SOLR_URL']``, else the URL of the local Solr ``solr --start`` runs."""
+    """``DEVCOMMANDS['SOLR_URL']``, else the URL of the Solr ``solr --start`` runs
+    (the installed one when ``SOLR_INSTALL`` is set)."""
     from django_devcommands.conf import conf
     from django_devcommands.solr import local
 
     if conf.SOLR_URL:
         return conf.SOLR_URL
+    if conf.SOLR_INSTALL:
+        url = local.installed_url(conf.SOLR_MODE, conf.SOLR_LOCAL_DIR, conf.SOLR_INSTALL)
+        if url is None:
+            raise SolrError(
+                f"No DEVCOMMANDS['SOLR_URL'] is set and `manage.py solr --start` has not "
+                f"started {conf.SOLR_INSTALL}: start it, or set SOLR_URL."
+            )
+        return url
     solr = local.running(conf.SOLR_MODE, conf.SOLR_LOCAL_DIR)
     if solr is None:
         raise SolrError(

@@ -358,6 +358,33 @@ def stop(mode: str, local_dir: str | None = None, timeout: float = 30) -> LocalS
 # -- an installed Solr (bin/solr) ---------------------------------------------------------
 
 
+def installed_state_file(mode: str, local_dir: str | None = None) -> Path:
+    return cache_dir(local_dir) / mode / "installed.json"
+
+
+def remember_installed(mode: str, local_dir: str | None, install: str, url: str) -> None:
+    """Record where ``--start`` ran an installed Solr, for the actions that follow."""
+    path = installed_state_file(mode, local_dir)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"install": install, "url": url}), encoding="utf-8")
+
+
+def installed_url(mode: str, local_dir: str | None, install: str) -> str | None:
+    """The URL ``--start`` recorded for this install and mode, if it did."""
+    try:
+        state = json.loads(installed_state_file(mode, local_dir).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(state, dict) or state.get("install") != install:
+        return None
+    url = state.get("url")
+    return url if isinstance(url, str) else None
+
+
+def forget_installed(mode: str, local_dir: str | None) -> None:
+    installed_state_file(mode, local_dir).unlink(missing_ok=True)
+
+
 def installed_command(install: str) -> str:
     script = Path(install) / "bin" / "solr"
     if not script.exists():

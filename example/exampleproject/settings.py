@@ -77,6 +77,8 @@ DEVCOMMANDS = {
     "SOLR_COLLECTION": os.environ.get("EXAMPLE_SOLR_COLLECTION", "pages"),
     "SOLR_CONFIGSET": os.environ.get("EXAMPLE_SOLR_CONFIGSET", "pages"),
     "SOLR_LOCAL_DIR": os.environ.get("EXAMPLE_SOLR_LOCAL_DIR") or None,
+    # A Solr install (the directory holding bin/solr) for --start/--stop.
+    "SOLR_INSTALL": os.environ.get("EXAMPLE_SOLR_INSTALL") or None,
     "SOLR_SHARDS": int(os.environ.get("EXAMPLE_SOLR_SHARDS", "1")),
     "SOLR_SIGNALS": os.environ.get("EXAMPLE_SOLR_SIGNALS", "0").lower() in {"1", "true", "yes"},
     "SOLR_UPDATE_LOG": os.environ.get("EXAMPLE_SOLR_UPDATE_LOG", "1").lower() not in {"0", "false"},
