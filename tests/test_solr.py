@@ -647,3 +647,47 @@ def test_every_field_kind_round_trips_through_a_real_solr(
         assert schema.sync_schema(standalone_client, solr_name, [index], prune=True) == []
     finally:
         standalone_client.unload_core(solr_name)
+
+
+@pytest.mark.django_db
+def test_models_picks_among_several_indexes(standalone_client, solr_standalone, solr_name):
+    """--reindex and --flush with --models touch that model's documents only."""
+    from django.contrib.auth.models import User
+    from django.core.management import call_command
+    from pages.models import Page
+
+    from django_devcommands.solr import indexes as ix
+
+    class UserIndex(ix.SearchIndex):
+        model = User
+        username = ix.StringField()
+
+    for i in range(3):
+        User.objects.create(username=f"user{i}")
+        Page.objects.create(title=f"P{i}", slug=f"p-{i}", body="b", published=timezone.now())
+    registry.register(UserIndex)
+    settings = {
+        "SOLR_URL": solr_standalone.url,
+        "SOLR_COLLECTION": solr_name,
+        "SOLR_CONFIGSET": solr_name,
+    }
+    try:
+        with override_settings(DEVCOMMANDS=settings):
+            call_command("solr", "--create", verbosity=0)
+
+            def counts() -> tuple[int, int]:
+                return (
+                    standalone_client.count(solr_name, "django_ct:pages.page"),
+                    standalone_client.count(solr_name, "django_ct:auth.user"),
+                )
+
+            call_command("solr", "--reindex", "--models", "auth.User", verbosity=0)
+            assert counts() == (0, 3)
+            call_command("solr", "--reindex", "--models", "pages.Page", verbosity=0)
+            assert counts() == (3, 3)
+            call_command("solr", "--flush", "--models", "auth.User", "--noinput", verbosity=0)
+            assert counts() == (3, 0)
+    finally:
+        registry.unregister(User)
+        if standalone_client.core_exists(solr_name):
+            standalone_client.unload_core(solr_name)
