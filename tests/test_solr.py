@@ -180,6 +180,16 @@ def test_bad_options_are_one_line_errors(solr_env):
     assert "--batch-size" in fail(manage(solr_env, "solr", "--reindex", "--batch-size", "0"))
     assert "--since" in fail(manage(solr_env, "solr", "--update", "--since", "soon"))
     assert "one of the arguments" in fail(manage(solr_env, "solr"))
+    # An option of another action is refused, not ignored.
+    assert "--since goes with --update" in fail(
+        manage(solr_env, "solr", "--reindex", "--since", "1h")
+    )
+    assert "--models goes with --reindex or --update or --flush" in fail(
+        manage(solr_env, "solr", "--status", "--models", "pages.Page")
+    )
+    assert "--port goes with --start or --stop" in fail(
+        manage(solr_env, "solr", "--reindex", "--port", "8983")
+    )
 
 
 def test_swap_under_a_concurrent_query_loop(solr_env, standalone_client, solr_name):

@@ -180,7 +180,7 @@ def do_reindex(req: Request, out: TextIO, err: TextIO) -> None:
 
 def do_update(req: Request, out: TextIO, err: TextIO) -> None:
     try:
-        since = indexer.parse_since(req.since or "")
+        since = indexer.parse_since("1d" if req.since is None else req.since)
     except ValueError:
         raise SolrError(
             f"--since takes a duration such as 90s, 15m, 2h, 3d or 1w, not {req.since!r}."

@@ -84,7 +84,7 @@ class Command(BaseCommand):
         )
         parser.add_argument(
             "--since",
-            default="1d",
+            default=None,
             metavar="DURATION",
             help="With --update: how far back (90s, 15m, 2h, 3d, 1w; default 1d).",
         )
@@ -97,13 +97,13 @@ class Command(BaseCommand):
         parser.add_argument(
             "--port",
             type=int,
-            default=0,
+            default=None,
             help="With --start (standalone): port (default: a free one).",
         )
         parser.add_argument(
             "--nodes",
             type=int,
-            default=2,
+            default=None,
             help="With --start --mode cloud: number of Solr nodes (default 2).",
         )
         parser.add_argument(
@@ -128,9 +128,20 @@ class Command(BaseCommand):
         ):
             if options[dest] and options["action"] != action:
                 raise CommandError(f"{flag} goes with --{action.replace('_', '-')}.")
-        if not 0 <= options["port"] <= 65535:
+        for flag, dest, allowed in (
+            ("--since", "since", ("update",)),
+            ("--models", "models", ("reindex", "update", "flush")),
+            ("--batch-size", "batch_size", ("reindex", "update")),
+            ("--mode", "mode", ("start", "stop")),
+            ("--port", "port", ("start", "stop")),
+            ("--nodes", "nodes", ("start",)),
+        ):
+            if options[dest] not in (None, []) and options["action"] not in allowed:
+                listed = " or ".join(f"--{a}" for a in allowed)
+                raise CommandError(f"{flag} goes with {listed}.")
+        if options["port"] is not None and not 0 <= options["port"] <= 65535:
             raise CommandError("--port must be from 0 to 65535.")
-        if options["nodes"] < 1:
+        if options["nodes"] is not None and options["nodes"] < 1:
             raise CommandError("--nodes must be 1 or more.")
         interactive = options["interactive"]
         request = actions.Request(
@@ -142,8 +153,8 @@ class Command(BaseCommand):
             prune=options["prune"],
             since=options["since"],
             mode=options["mode"],
-            port=options["port"],
-            nodes=options["nodes"],
+            port=options["port"] or 0,
+            nodes=options["nodes"] or 2,
             verbosity=options["verbosity"],
             confirm=(lambda q: self.confirm(q)) if interactive else (lambda q: True),
         )
