@@ -106,6 +106,16 @@ def test_cloud_swap_changes_the_schema_only_at_the_switch(cloud_client, solr_nam
     assert seen_while_building and "edition" not in seen_while_building[0]
     assert "edition" in live_fields()
     assert cloud_client.count(solr_name, "edition:v2") == 6
+    # The swapped-in collection's own configset is as editable as --create's.
+    from django_devcommands.solr import schema
+
+    class PageIndexV3(PageIndexV2):
+        extra = ix.StringField()
+
+    applied = schema.sync_schema(cloud_client, solr_name, [PageIndexV3()])
+    assert [c["add-field"]["name"] for c in applied] == ["extra"]
+    assert "extra" in live_fields()
+    assert schema.sync_schema(cloud_client, solr_name, [PageIndexV3()]) == []
     assert first not in cloud_client.collections()
     assert solr_name in cloud_client.configsets()  # --create's, not made by a swap
     assert second in cloud_client.configsets()
