@@ -410,9 +410,10 @@ class Concurrency:
         used = (cpu - cpu_then) / elapsed
         wait: float | None = None
 
-        def wanted() -> float:  # read only when it decides (a file per thread)
+        def wanted() -> float:  # read only when it decides, and once (a file per thread)
             nonlocal wait
-            wait = self._wait_clock()
+            if wait is None:
+                wait = self._wait_clock()
             return used + max(0.0, wait - wait_then) / elapsed  # a thread may have ended
 
         wants_more = busy >= self.limit and self.limit < self.threads
@@ -420,16 +421,15 @@ class Concurrency:
             self.limit = min(self.threads, 2 * self.limit)
         elif elapsed < self.WINDOW:
             return  # keep measuring
-        elif used > self.SATURATED:
-            self.limit = max(1, self.limit // 2)
         elif used < self.IDLE and busy == 0 and not waiting():
             # Idle: the next burst starts afresh, not with a limit a spike left (the
             # first request's lazy imports halved it to one).
             self.limit = min(self.START, self.threads)
         elif used < self.IDLE and wants_more and waiting() and wanted() < self.IDLE:
             self.limit += 1
-        elif wanted() > self.SATURATED:
-            self.limit = max(1, self.limit // 2)  # a whole core wanted, part of it got
+        elif used > self.SATURATED or wanted() > self.SATURATED:
+            # A whole core used, or wanted with part of it taken by other processes.
+            self.limit = max(1, self.limit // 2)
         self._mark = (now, cpu, self._wait_clock() if wait is None else wait)
 
 
