@@ -121,14 +121,10 @@ class Command(BaseCommand):
 
         if options["batch_size"] is not None and options["batch_size"] < 1:
             raise CommandError("--batch-size must be 1 or more.")
-        for flag, dest, action in (
-            ("--swap", "swap", "reindex"),
-            ("--prune", "prune", "sync_schema"),
-            ("--path", "path", "schema"),
-        ):
-            if options[dest] and options["action"] != action:
-                raise CommandError(f"{flag} goes with --{action.replace('_', '-')}.")
         for flag, dest, allowed in (
+            ("--swap", "swap", ("reindex",)),
+            ("--prune", "prune", ("sync_schema",)),
+            ("--path", "path", ("schema",)),
             ("--since", "since", ("update",)),
             ("--models", "models", ("reindex", "update", "flush")),
             ("--batch-size", "batch_size", ("reindex", "update")),
@@ -136,8 +132,10 @@ class Command(BaseCommand):
             ("--port", "port", ("start", "stop")),
             ("--nodes", "nodes", ("start",)),
         ):
-            if options[dest] not in (None, []) and options["action"] not in allowed:
-                listed = " or ".join(f"--{a}" for a in allowed)
+            value = options[dest]  # not given: None, False, "" or [] (0 is a port)
+            given = value is not None and value is not False and value not in ("", [])
+            if given and options["action"] not in allowed:
+                listed = " or ".join(f"--{a.replace('_', '-')}" for a in allowed)
                 raise CommandError(f"{flag} goes with {listed}.")
         if options["port"] is not None and not 0 <= options["port"] <= 65535:
             raise CommandError("--port must be from 0 to 65535.")
