@@ -147,7 +147,7 @@ def plan(indexes: Iterable[ix.SearchIndex]) -> SchemaPlan:
                 "multiValued": f.multi_valued,
                 "required": f.required,
             }
-            if FIELD_TYPES.get(f.type_name, {}).get("docValues") == "true":
+            if _type_has_doc_values(f.type_name):
                 # Solr also searches a field through its docValues, and returns them
                 # as if stored: indexed=False means not searchable (and not paid for
                 # when indexing), stored=False not returned.
@@ -328,7 +328,11 @@ def _doc_values(f: dict[str, Any]) -> bool:
     (the live fields are read with showDefaults, so they carry the effective value)."""
     if "docValues" in f:
         return bool(f["docValues"])
-    return FIELD_TYPES.get(f["type"], {}).get("docValues") == "true"
+    return _type_has_doc_values(f["type"])
+
+
+def _type_has_doc_values(type_name: str) -> bool:
+    return FIELD_TYPES.get(type_name, {}).get("docValues") == "true"
 
 
 def schema_changes(
